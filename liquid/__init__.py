@@ -1,0 +1,1 @@
+"""liquid: a small encoder-decoder language model for Spanish instructions."""
