@@ -1,0 +1,185 @@
+"""`LiquidConfig`: the single source of every size and switch of the model.
+
+Presets (`LiquidConfig.from_preset(name, **overrides)`):
+
+| preset | use                         | parameters (measured by tests/test_config.py) |
+|--------|-----------------------------|-----------------------------------------------|
+| tiny   | unit tests                  | < 1M                                           |
+| small  | the CPU default of main.py  | 5-15M                                          |
+| base   | the seed's size             | 45-55M                                         |
+| large  | GPUs                        | about 200M                                     |
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+LOSS_TYPES = ("focal", "ce")
+
+# Sizes per preset; everything not listed keeps the class default.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        d_model=64, num_heads=2, encoder_layers=1, decoder_layers=1, conv_layers=2,
+        num_experts=4, d_ff=128, window_size=16, decoder_window_size=16, fft_window=8,
+    ),
+    "small": dict(
+        d_model=256, num_heads=4, num_kv_heads=2, encoder_layers=2, decoder_layers=3, conv_layers=3,
+        num_experts=4, d_ff=512, window_size=64, decoder_window_size=64, fft_window=16,
+    ),
+    "base": dict(
+        d_model=512, num_heads=8, num_kv_heads=4, encoder_layers=4, decoder_layers=4, conv_layers=4,
+        num_experts=4, d_ff=1024, window_size=128, decoder_window_size=128, fft_window=16,
+    ),
+    "large": dict(
+        d_model=1024, num_heads=16, num_kv_heads=4, encoder_layers=6, decoder_layers=6, conv_layers=4,
+        num_experts=8, d_ff=1024, window_size=256, decoder_window_size=256, fft_window=32,
+        max_position_embeddings=2048,
+    ),
+}
+
+
+@strict
+class LiquidConfig(PreTrainedConfig):
+    r"""Configuration of `LiquidFoundationModelOptimized`.
+
+    vocab_size (`int`, defaults to 2000): size of the (locally trained) tokenizer's vocabulary.
+    d_model (`int`, defaults to 256): width of every hidden state.
+    num_heads (`int`, defaults to 4): attention heads (self- and cross-attention).
+    num_kv_heads (`int | None`, defaults to None): key/value heads; fewer than `num_heads` gives grouped-query
+        attention, None means `num_heads`.
+    encoder_layers / decoder_layers (`int`): attention + MoE layers in each stack.
+    conv_layers (`int`, defaults to 3): residual dilated convolutions of the encoder, dilations 1, 2, 4, ...
+    conv_kernel_size (`int`, defaults to 3): kernel of those convolutions (odd: centred).
+    d_ff (`int`, defaults to 512): hidden width of each SwiGLU expert.
+    num_experts / top_k (`int`): experts per MoE layer, and the most a token may use.
+    dynamic_k (`bool`, defaults to True): per token, the fewest experts whose probabilities reach `moe_threshold`.
+    moe_threshold (`float`, defaults to 0.4): the cumulative router probability dynamic K must reach.
+    load_balance_weight / z_loss_weight (`float`): weights of the Switch balance loss and the router z-loss.
+    window_size / decoder_window_size (`int`): local attention window W of the encoder / the decoder.
+    attention_overlap (`bool`, defaults to True): sliding (overlapping) windows; False uses disjoint blocks of W.
+    base_compression_ratio / min_compression_ratio (`float`): LiquidEmbedding's C_ratio bounds.
+    fft_window (`int`): positions per short-time FFT window of LiquidEmbedding.
+    embedding_kernel_size (`int`): LiquidEmbedding's convolution kernel.
+    max_position_embeddings (`int`, defaults to 512): the longest sequence accepted.
+    dropout / attention_dropout (`float`): residual and attention-probability dropout.
+    loss_type (`str`, "focal" or "ce"): token loss; focal uses `focal_gamma`, `focal_alpha`.
+    label_smoothing (`float`): label smoothing of the token loss.
+    moe_loss_weight / reconstruction_weight (`float`): weights of the MoE auxiliary loss and of LiquidEmbedding's
+        reconstruction loss in the total loss.
+    layer_norm_eps, initializer_range, rope_theta: numerics.
+    """
+
+    model_type: ClassVar[str] = "liquid"
+    attribute_map: ClassVar[dict[str, str]] = {
+        "hidden_size": "d_model",
+        "num_attention_heads": "num_heads",
+        "num_hidden_layers": "decoder_layers",
+    }
+
+    vocab_size: int = 2000
+    d_model: int = 256
+    num_heads: int = 4
+    num_kv_heads: int | None = None
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    conv_layers: int = 3
+    conv_kernel_size: int = 3
+    d_ff: int = 512
+    num_experts: int = 4
+    top_k: int = 2
+    dynamic_k: bool = True
+    moe_threshold: float = 0.4
+    load_balance_weight: float = 1e-2
+    z_loss_weight: float = 1e-3
+    window_size: int = 64
+    decoder_window_size: int = 64
+    attention_overlap: bool = True
+    base_compression_ratio: float = 0.5
+    min_compression_ratio: float = 0.1
+    fft_window: int = 16
+    embedding_kernel_size: int = 3
+    max_position_embeddings: int = 512
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    loss_type: str = "focal"
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = None
+    label_smoothing: float = 0.0
+    moe_loss_weight: float = 1.0
+    reconstruction_weight: float = 0.1
+    layer_norm_eps: float = 1e-5
+    initializer_range: float = 0.02
+    rope_theta: float = 10000.0
+    is_encoder_decoder: bool = True
+    use_cache: bool = True
+    tie_word_embeddings: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    decoder_start_token_id: int | None = 1
+
+    def __post_init__(self, **kwargs):
+        if self.num_kv_heads is None:
+            self.num_kv_heads = self.num_heads
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Refuse impossible combinations with a message that says what is allowed."""
+        positive = ("vocab_size", "d_model", "num_heads", "num_kv_heads", "encoder_layers", "decoder_layers",
+                    "d_ff", "num_experts", "top_k", "window_size", "decoder_window_size", "fft_window",
+                    "max_position_embeddings", "conv_kernel_size", "embedding_kernel_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"LiquidConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.conv_layers < 0:
+            raise ValueError(f"LiquidConfig.conv_layers must be >= 0, got {self.conv_layers}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        if (self.d_model // self.num_heads) % 2:
+            raise ValueError(f"head dim d_model/num_heads ({self.d_model // self.num_heads}) must be even for RoPE")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must be divisible by num_kv_heads ({self.num_kv_heads})")
+        if not 1 <= self.top_k <= self.num_experts:
+            raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
+        if not 0.0 < self.moe_threshold <= 1.0:
+            raise ValueError(f"moe_threshold must be in (0, 1], got {self.moe_threshold}")
+        if not 0.0 <= self.min_compression_ratio <= self.base_compression_ratio < 1.0:
+            raise ValueError("need 0 <= min_compression_ratio <= base_compression_ratio < 1, got "
+                             f"{self.min_compression_ratio} and {self.base_compression_ratio}")
+        if self.conv_kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel_size must be odd (centred convolution), got {self.conv_kernel_size}")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
+        if self.focal_gamma < 0:
+            raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field of the encoder's dilated stack: 1 + sum_l (k - 1) * 2^l."""
+        return 1 + sum((self.conv_kernel_size - 1) * 2**layer for layer in range(self.conv_layers))
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.num_heads
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "LiquidConfig":
+        """Build the named preset (`tiny`, `small`, `base`, `large`), then apply `overrides`."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown LiquidConfig field(s): {', '.join(unknown)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+__all__ = ["LiquidConfig", "PRESETS", "LOSS_TYPES", "preset_names"]
