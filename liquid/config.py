@@ -31,11 +31,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "base": dict(
         d_model=512, num_heads=8, num_kv_heads=4, encoder_layers=4, decoder_layers=4, conv_layers=4,
-        num_experts=4, d_ff=1024, window_size=128, decoder_window_size=128, fft_window=16,
+        num_experts=4, d_ff=768, window_size=128, decoder_window_size=128, fft_window=16,
     ),
     "large": dict(
         d_model=1024, num_heads=16, num_kv_heads=4, encoder_layers=6, decoder_layers=6, conv_layers=4,
-        num_experts=8, d_ff=1024, window_size=256, decoder_window_size=256, fft_window=32,
+        num_experts=8, d_ff=512, window_size=256, decoder_window_size=256, fft_window=32,
         max_position_embeddings=2048,
     ),
 }
@@ -54,7 +54,8 @@ class LiquidConfig(PreTrainedConfig):
     conv_layers (`int`, defaults to 3): residual dilated convolutions of the encoder, dilations 1, 2, 4, ...
     conv_kernel_size (`int`, defaults to 3): kernel of those convolutions (odd: centred).
     d_ff (`int`, defaults to 512): hidden width of each SwiGLU expert.
-    num_experts / top_k (`int`): experts per MoE layer, and the most a token may use.
+    num_experts / moe_top_k (`int`): experts per MoE layer, and the most a token may use (named apart
+        from generation's `top_k`, which a config field of that name would silently set).
     dynamic_k (`bool`, defaults to True): per token, the fewest experts whose probabilities reach `moe_threshold`.
     moe_threshold (`float`, defaults to 0.4): the cumulative router probability dynamic K must reach.
     load_balance_weight / z_loss_weight (`float`): weights of the Switch balance loss and the router z-loss.
@@ -89,7 +90,7 @@ class LiquidConfig(PreTrainedConfig):
     conv_kernel_size: int = 3
     d_ff: int = 512
     num_experts: int = 4
-    top_k: int = 2
+    moe_top_k: int = 2
     dynamic_k: bool = True
     moe_threshold: float = 0.4
     load_balance_weight: float = 1e-2
@@ -129,7 +130,7 @@ class LiquidConfig(PreTrainedConfig):
     def validate_architecture(self):
         """Refuse impossible combinations with a message that says what is allowed."""
         positive = ("vocab_size", "d_model", "num_heads", "num_kv_heads", "encoder_layers", "decoder_layers",
-                    "d_ff", "num_experts", "top_k", "window_size", "decoder_window_size", "fft_window",
+                    "d_ff", "num_experts", "moe_top_k", "window_size", "decoder_window_size", "fft_window",
                     "max_position_embeddings", "conv_kernel_size", "embedding_kernel_size")
         for name in positive:
             if getattr(self, name) < 1:
@@ -142,8 +143,8 @@ class LiquidConfig(PreTrainedConfig):
             raise ValueError(f"head dim d_model/num_heads ({self.d_model // self.num_heads}) must be even for RoPE")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be divisible by num_kv_heads ({self.num_kv_heads})")
-        if not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
+        if not 1 <= self.moe_top_k <= self.num_experts:
+            raise ValueError(f"moe_top_k must be in [1, num_experts={self.num_experts}], got {self.moe_top_k}")
         if not 0.0 < self.moe_threshold <= 1.0:
             raise ValueError(f"moe_threshold must be in (0, 1], got {self.moe_threshold}")
         if not 0.0 <= self.min_compression_ratio <= self.base_compression_ratio < 1.0:

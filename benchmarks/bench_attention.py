@@ -1,0 +1,144 @@
+"""Forward+backward time and peak memory: EnhancedLocalAttention (blocked) vs full attention with a (T x T) band mask.
+
+Both compute the same function with the same weights (the script checks the outputs agree); the baseline calls
+``scaled_dot_product_attention`` once over the whole sequence with an explicit band mask, so its memory grows
+with T^2 while the blocked module's grows with T * W.
+
+    python benchmarks/bench_attention.py                      # W=64, D=256, 4 heads, B=1, bidirectional
+    python benchmarks/bench_attention.py --causal --lengths 256 1024 4096
+    python benchmarks/bench_attention.py --device cuda --dtype bfloat16
+
+Time: the fastest of --repeats runs, local and full interleaved (robust to other load on a shared CPU).
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running sum of every allocation and free
+that ``torch.profiler.profile(profile_memory=True)`` records, in time order (activations held for backward,
+the mask, scores and gradients; inputs and weights allocated before the step are not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from liquid.attention import EnhancedLocalAttention  # noqa: E402
+
+MIB = 2**20
+MS_PER_S = 1000.0
+
+
+def full_band_attention(module: EnhancedLocalAttention, x: torch.Tensor) -> torch.Tensor:
+    """The baseline: same projections and RoPE as ``module``, one SDPA call over all T keys with a (T, T) band mask."""
+    batch, length, _ = x.shape
+    q = module.q_proj(x).view(batch, length, module.num_heads, module.head_dim).transpose(1, 2)  # (B, H, T, dh)
+    k = module.k_proj(x).view(batch, length, module.num_kv_heads, module.head_dim).transpose(1, 2)  # (B, Hkv, T, dh)
+    v = module.v_proj(x).view(batch, length, module.num_kv_heads, module.head_dim).transpose(1, 2)  # (B, Hkv, T, dh)
+    positions = torch.arange(length, device=x.device)
+    if module.rotary is not None:
+        q, k = module.rotary(q, positions), module.rotary(k, positions)
+    i, j = positions[:, None], positions[None, :]
+    window = module.window_size
+    if module.overlap:
+        band = ((i - j >= 0) & (i - j < window)) if module.causal else ((i - j).abs() <= window // 2)
+    else:
+        band = (i // window == j // window) & ((j <= i) | (not module.causal))  # (T, T)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=band, enable_gqa=module.num_kv_heads != module.num_heads)
+    return module.o_proj(out.transpose(1, 2).reshape(batch, length, -1))  # (B, T, D)
+
+
+def forward_backward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> None:
+    x.grad = None
+    fn(x).square().mean().backward()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_seconds(fns: list[Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor, repeats: int) -> list[float]:
+    """Fastest of ``repeats`` forward+backward runs of each fn, interleaved so that all see the same machine load."""
+    for fn in fns:
+        forward_backward(fn, x)  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, fn_times in zip(fns, times):
+            synchronize(x.device)
+            start = time.perf_counter()
+            forward_backward(fn, x)
+            synchronize(x.device)
+            fn_times.append(time.perf_counter() - start)
+    return [min(fn_times) for fn_times in times]
+
+
+def peak_bytes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
+    """Peak memory allocated during one forward+backward, above what was allocated before it."""
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        before = torch.cuda.memory_allocated(x.device)
+        forward_backward(fn, x)
+        torch.cuda.synchronize(x.device)
+        return torch.cuda.max_memory_allocated(x.device) - before
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        forward_backward(fn, x)
+    # self_cpu_memory_usage counts each allocation (+) and free (-) once, in the op that made it.
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage != 0), key=lambda e: e.time_range.start)
+    running = peak = 0
+    for event in events:
+        running += event.self_cpu_memory_usage
+        peak = max(peak, running)
+    return peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--d-model", type=int, default=256)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--causal", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    module = EnhancedLocalAttention(args.d_model, args.heads, args.window, causal=args.causal).to(device, dtype)
+    local = module.forward
+
+    def full(x: torch.Tensor) -> torch.Tensor:
+        return full_band_attention(module, x)
+
+    print(f"device={device} dtype={args.dtype} W={args.window} D={args.d_model} heads={args.heads} "
+          f"B={args.batch} causal={args.causal} threads={torch.get_num_threads()} (forward+backward)")
+    header = (f"{'T':>6} | {'local ms':>9} | {'full ms':>9} | {'speedup':>7} | {'local MiB':>9} | "
+              f"{'full MiB':>9} | {'mem ratio':>9} | {'max |diff|':>10}")
+    print(header)
+    print("-" * len(header))
+    first_local_mib = None
+    for length in args.lengths:
+        x = torch.randn(args.batch, length, args.d_model, device=device, dtype=dtype, requires_grad=True)
+        with torch.no_grad():
+            diff = (local(x) - full(x)).abs().max().item()
+        local_s, full_s = best_seconds([local, full], x, args.repeats)
+        local_mib, full_mib = peak_bytes(local, x) / MIB, peak_bytes(full, x) / MIB
+        first_local_mib = first_local_mib or (local_mib, length)
+        print(f"{length:>6} | {local_s * MS_PER_S:>9.2f} | {full_s * MS_PER_S:>9.2f} | {full_s / local_s:>6.2f}x | "
+              f"{local_mib:>9.2f} | {full_mib:>9.2f} | {full_mib / local_mib:>8.2f}x | {diff:>10.2e}")
+    base_mib, base_length = first_local_mib
+    print(f"local peak memory grows {local_mib / base_mib:.1f}x for {length / base_length:.0f}x longer sequences "
+          f"(linear = {length / base_length:.0f}x); ratios are full / local (higher = local better)")
+
+
+if __name__ == "__main__":
+    main()

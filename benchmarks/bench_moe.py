@@ -1,0 +1,96 @@
+"""Forward+backward time of MoELayer's grouped dispatch vs computing every expert on every token.
+
+    python benchmarks/bench_moe.py                       # E in {4, 8, 16}, top-2, N=4096, D=256, F=512, CPU fp32
+    python benchmarks/bench_moe.py --device cuda --dtype bfloat16   # exercises the torch._grouped_mm path
+
+The dense baseline uses the same router and the same sparse combine weights, so both compute the
+same function (checked once per configuration); the ratio is dense time / grouped time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the repo
+from liquid.moe import MoELayer  # noqa: E402
+
+
+def dense_forward(layer: MoELayer, x: torch.Tensor) -> torch.Tensor:
+    """Every expert on every token, combined with the layer's sparse top-k weights."""
+    probs = torch.softmax(layer.router(x).float(), dim=-1)  # (N, E)
+    top_probs, top_ids = probs.topk(layer.top_k, dim=-1)  # (N, K)
+    top_probs = top_probs / top_probs.sum(dim=-1, keepdim=True)
+    weights = torch.zeros_like(probs).scatter(1, top_ids, top_probs).to(x.dtype)  # (N, E)
+    ex = layer.experts
+    gate = torch.einsum("nd,edf->enf", x, ex.w_gate.to(x.dtype))  # (E, N, F)
+    up = torch.einsum("nd,edf->enf", x, ex.w_up.to(x.dtype))  # (E, N, F)
+    out = torch.einsum("enf,efd->end", F.silu(gate) * up, ex.w_down.to(x.dtype))  # (E, N, D)
+    return torch.einsum("ne,end->nd", weights, out)
+
+
+def sparse_forward(layer: MoELayer, x: torch.Tensor) -> torch.Tensor:
+    return layer(x).hidden_states
+
+
+def time_fwd_bwd(fn, layer: MoELayer, x: torch.Tensor) -> float:
+    """Seconds of one forward + backward."""
+    layer.zero_grad(set_to_none=True)
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn(layer, x).float().square().mean().backward()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def compare(layer: MoELayer, x: torch.Tensor, warmup: int, repeats: int) -> tuple[float, float]:
+    """Median (dense, grouped) seconds, alternating the two so machine load hits both alike."""
+    dense, grouped = [], []
+    for i in range(warmup + repeats):
+        dense_time = time_fwd_bwd(dense_forward, layer, x)
+        grouped_time = time_fwd_bwd(sparse_forward, layer, x)
+        if i >= warmup:
+            dense.append(dense_time)
+            grouped.append(grouped_time)
+    return statistics.median(dense), statistics.median(grouped)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experts", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--top-k", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=4096)
+    parser.add_argument("--d-model", type=int, default=256)
+    parser.add_argument("--d-ff", type=int, default=512)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+
+    print(f"N={args.tokens} D={args.d_model} F={args.d_ff} top_k={args.top_k} {args.device} {args.dtype}, fwd+bwd median")
+    print(f"{'E':>4} {'dense ms':>10} {'grouped ms':>11} {'dense/grouped':>14}")
+    for num_experts in args.experts:
+        torch.manual_seed(0)
+        layer = MoELayer(args.d_model, args.d_ff, num_experts, top_k=args.top_k).to(args.device, dtype)
+        x = torch.randn(args.tokens, args.d_model, device=args.device, dtype=dtype)
+        with torch.no_grad():
+            diff = (dense_forward(layer, x) - sparse_forward(layer, x)).abs().max().item()
+        if diff > tolerance:
+            raise RuntimeError(f"grouped and dense outputs differ by {diff:.3g} for E={num_experts}")
+        dense, grouped = compare(layer, x, args.warmup, args.repeats)
+        print(f"{num_experts:>4} {dense * 1e3:>10.1f} {grouped * 1e3:>11.1f} {dense / grouped:>13.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Build the shipped Spanish instruction splits deterministically.
+
+Usage::
+
+    python -m liquid.data.build --output_dir data --seed 0
+
+Writes ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (one `Example` per line, UTF-8).
+Each task draws from its own ``random.Random(f"{seed}:{task}")``, so the output is byte-identical
+for a seed. The builder raises if a validation/test instruction occurs in train (or in both
+validation and test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from liquid.data.loading import SPLIT_NAMES, Example
+from liquid.data.math_tasks import equation_examples, word_problem_examples
+from liquid.data.qa_tasks import qa_examples
+from liquid.data.sentiment_tasks import sentiment_examples
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEED = 0
+TASK_SIZES: dict[str, dict[str, int]] = {  # rows per split and task
+    "train": {"math": 18000, "qa": 9000, "sentiment": 9000},
+    "validation": {"math": 334, "qa": 334, "sentiment": 334},
+    "test": {"math": 500, "qa": 500, "sentiment": 500},
+}
+EQUATION_SHARE = 2 / 3  # of the math rows; the rest are word problems
+
+Generator = Callable[[random.Random, Mapping[str, int]], dict[str, list[Example]]]
+
+
+def _math_parts(sizes: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    equations = {split: round(EQUATION_SHARE * sizes[split]["math"]) for split in SPLIT_NAMES}
+    words = {split: sizes[split]["math"] - equations[split] for split in SPLIT_NAMES}
+    return {"equation": equations, "word_problem": words}
+
+
+def check_disjoint(splits: Mapping[str, Sequence[Example]]) -> None:
+    """Raise ValueError if a held-out instruction occurs in train, or in both validation and test."""
+    train = {row.instruction for row in splits["train"]}
+    validation = {row.instruction for row in splits["validation"]}
+    for name, other in (("validation", train), ("test", train), ("test", validation)):
+        leaked = sorted({row.instruction for row in splits[name]} & other)
+        if leaked:
+            raise ValueError(f"{len(leaked)} {name} instruction(s) also in another split, e.g. {leaked[0]!r}")
+
+
+def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]] = TASK_SIZES
+                 ) -> dict[str, list[Example]]:
+    """Generate every split, verify disjointness and shuffle rows of all tasks together."""
+    math_parts = _math_parts(sizes)
+    generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
+        ("equation", equation_examples, math_parts["equation"]),
+        ("word_problem", word_problem_examples, math_parts["word_problem"]),
+        ("qa", qa_examples, {split: sizes[split]["qa"] for split in SPLIT_NAMES}),
+        ("sentiment", sentiment_examples, {split: sizes[split]["sentiment"] for split in SPLIT_NAMES}),
+    )
+    splits: dict[str, list[Example]] = {split: [] for split in SPLIT_NAMES}
+    for name, generate, counts in generators:
+        produced = generate(random.Random(f"{seed}:{name}"), counts)
+        for split in SPLIT_NAMES:
+            splits[split].extend(produced[split])
+    check_disjoint(splits)
+    order_rng = random.Random(f"{seed}:order")
+    for split in SPLIT_NAMES:
+        order_rng.shuffle(splits[split])
+    return splits
+
+
+def write_splits(splits: Mapping[str, Sequence[Example]], output_dir: str | Path) -> list[Path]:
+    """Write ``{split}.jsonl`` files (``\\n`` line ends) and return their paths."""
+    directory = Path(output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, rows in splits.items():
+        path = directory / f"{split}.jsonl"
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.writelines(row.to_json() + "\n" for row in rows)
+        paths.append(path)
+    return paths
+
+
+def summarize(splits: Mapping[str, Sequence[Example]]) -> dict[str, Counter]:
+    """Row counts per (task, subset) for each split."""
+    return {split: Counter((row.task, row.subset) for row in rows) for split, rows in splits.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default="data", help="folder for the three JSONL files")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    splits = build_splits(args.seed)
+    for path in write_splits(splits, args.output_dir):
+        logger.info("wrote %s", path)
+    for split, counts in summarize(splits).items():
+        logger.info("%s: %d rows %s", split, sum(counts.values()), dict(sorted(counts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

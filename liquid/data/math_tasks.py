@@ -1,0 +1,344 @@
+"""Generators for the `math` task: linear equations and one-operation word problems.
+
+Every response is a chain of checkable steps ``Texto: e0 = e1 = ... .`` (integers only, ``*`` and ``/``
+for products and quotients, negative operands in parentheses), and the last sentence states the answer.
+
+Equations: all equations of each form with x in [-10, 10], a in 2..9, b in 1..20 are enumerated,
+shuffled, and partitioned (test, then validation, then train), so no (form, a, b, c) is shared.
+Word problems: the numeric content (kind, numbers) is partitioned the same way, and the
+instruction strings of validation/test never occur in train.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from liquid.data.loading import Example
+
+TASK = "math"
+EQUATION_SUBSET = "equation"
+WORD_SUBSET = "word_problem"
+HELD_OUT_ORDER = ("test", "validation", "train")  # held-out splits are drawn first
+
+X_RANGE = range(-10, 11)
+A_RANGE = range(2, 10)
+B_RANGE = range(1, 21)
+
+EQUATION_PHRASINGS = (
+    "Resuelve la ecuación {eq}.",
+    "Encuentra el valor de x en {eq}.",
+    "¿Cuánto vale x si {eq}?",
+    "Despeja x: {eq}.",
+    "Halla x en la ecuación {eq}.",
+    "Resuelve paso a paso: {eq}.",
+    "Calcula x en {eq}.",
+    "¿Qué valor de x cumple {eq}?",
+)
+SOLUTION_SENTENCE = "La solución es x = {x}."
+
+
+def operand(n: int) -> str:
+    """Format an integer that follows an operator: ``(-7)`` for negatives, ``7`` otherwise."""
+    return f"({n})" if n < 0 else str(n)
+
+
+@dataclass(frozen=True)
+class EquationForm:
+    """One equation shape: c from (a, b, x), its text, its solution steps and the operation words."""
+
+    name: str
+    rhs: Callable[[int, int, int], int]
+    text: Callable[[int, int, int], str]
+    steps: Callable[[int, int, int, int], str]
+    operations: tuple[str, str]
+
+
+def _move_then_divide(sign: int, op_word: str, op: str) -> Callable[[int, int, int, int], str]:
+    """Steps for ``sign*a*x (op) b = c``: undo b first, then divide by the signed coefficient."""
+
+    def steps(a: int, b: int, c: int, x: int) -> str:
+        coef = sign * a
+        moved = c - b if op == "-" else c + b
+        coef_text = f"{'-' if coef < 0 else ''}{a}"
+        return (f"{op_word} {b} en ambos lados: {coef_text}x = {c} {op} {b} = {moved}. "
+                f"Dividimos ambos lados entre {coef}: x = {moved} / {operand(coef)} = {x}.")
+
+    return steps
+
+
+def _divide_then_move(op_word: str, op: str, inner: str) -> Callable[[int, int, int, int], str]:
+    """Steps for ``a(x (inner) b) = c``: divide by a first, then undo b."""
+
+    def steps(a: int, b: int, c: int, x: int) -> str:
+        quotient = c // a
+        return (f"Dividimos ambos lados entre {a}: x {inner} {b} = {c} / {a} = {quotient}. "
+                f"{op_word} {b} en ambos lados: x = {quotient} {op} {b} = {x}.")
+
+    return steps
+
+
+EQUATION_FORMS: tuple[EquationForm, ...] = (
+    EquationForm("ax + b = c", lambda a, b, x: a * x + b, lambda a, b, c: f"{a}x + {b} = {c}",
+                 _move_then_divide(1, "Restamos", "-"), ("restamos", "dividimos")),
+    EquationForm("ax - b = c", lambda a, b, x: a * x - b, lambda a, b, c: f"{a}x - {b} = {c}",
+                 _move_then_divide(1, "Sumamos", "+"), ("sumamos", "dividimos")),
+    EquationForm("a(x + b) = c", lambda a, b, x: a * (x + b), lambda a, b, c: f"{a}(x + {b}) = {c}",
+                 _divide_then_move("Restamos", "-", "+"), ("dividimos", "restamos")),
+    EquationForm("a(x - b) = c", lambda a, b, x: a * (x - b), lambda a, b, c: f"{a}(x - {b}) = {c}",
+                 _divide_then_move("Sumamos", "+", "-"), ("dividimos", "sumamos")),
+    EquationForm("b - ax = c", lambda a, b, x: b - a * x, lambda a, b, c: f"{b} - {a}x = {c}",
+                 _move_then_divide(-1, "Restamos", "-"), ("restamos", "dividimos")),
+    EquationForm("b + ax = c", lambda a, b, x: b + a * x, lambda a, b, c: f"{b} + {a}x = {c}",
+                 _move_then_divide(1, "Restamos", "-"), ("restamos", "dividimos")),
+    EquationForm("-ax + b = c", lambda a, b, x: -a * x + b, lambda a, b, c: f"-{a}x + {b} = {c}",
+                 _move_then_divide(-1, "Restamos", "-"), ("restamos", "dividimos")),
+)
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A concrete equation: form index and (a, b, x); c follows from the form."""
+
+    form: int
+    a: int
+    b: int
+    x: int
+
+    @property
+    def c(self) -> int:
+        return EQUATION_FORMS[self.form].rhs(self.a, self.b, self.x)
+
+    @property
+    def triple(self) -> tuple[str, int, int, int]:
+        """The (form, a, b, c) key that must not be shared between splits."""
+        return EQUATION_FORMS[self.form].name, self.a, self.b, self.c
+
+    def example(self, rng: random.Random) -> Example:
+        form = EQUATION_FORMS[self.form]
+        c = self.c
+        instruction = rng.choice(EQUATION_PHRASINGS).format(eq=form.text(self.a, self.b, c))
+        response = form.steps(self.a, self.b, c, self.x) + " " + SOLUTION_SENTENCE.format(x=self.x)
+        concepts = [*form.operations, f"x = {self.x}"]
+        return Example(instruction, response, TASK, str(self.x), concepts, EQUATION_SUBSET)
+
+
+def _share(total: int, parts: int, index: int) -> int:
+    """Round-robin share of `total` items for part `index` of `parts`."""
+    return total // parts + (1 if index < total % parts else 0)
+
+
+def equation_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
+    """Partition every equation of every form, then sample each split from its own part."""
+    pools: dict[str, list[Equation]] = {split: [] for split in HELD_OUT_ORDER}
+    for form in range(len(EQUATION_FORMS)):
+        every = [Equation(form, a, b, x) for a in A_RANGE for b in B_RANGE for x in X_RANGE]
+        rng.shuffle(every)
+        start = 0
+        for split in HELD_OUT_ORDER:
+            size = _share(counts[split], len(EQUATION_FORMS), form)
+            if start + size > len(every):
+                raise ValueError(f"not enough '{EQUATION_FORMS[form].name}' equations for {split}")
+            pools[split].extend(every[start:start + size])
+            start += size
+    out = {}
+    for split in HELD_OUT_ORDER:
+        rng.shuffle(pools[split])
+        out[split] = [equation.example(rng) for equation in pools[split]]
+    return out
+
+
+# ---------------------------------------------------------------- word problems
+NAMES = ("Ana", "Luis", "María", "Carlos", "Lucía", "Javier", "Sofía", "Pablo", "Elena", "Diego",
+         "Marta", "Andrés", "Carmen", "Jorge", "Laura", "Miguel", "Isabel", "Raúl", "Paula", "Tomás")
+BANKNOTES = (10, 20, 50, 100, 200, 500)
+PURCHASES = ("un libro", "una camiseta", "un bolso", "una mochila", "un juego", "una lámpara",
+             "un reloj", "una chaqueta", "una bufanda", "una silla")
+# (singular, plural, feminine)
+GOODS = (("cuaderno", "cuadernos", False), ("lápiz", "lápices", False), ("libro", "libros", False),
+         ("camiseta", "camisetas", True), ("entrada", "entradas", True), ("botella de agua", "botellas de agua", True),
+         ("bolígrafo", "bolígrafos", False), ("taza", "tazas", True), ("caja de galletas", "cajas de galletas", True),
+         ("billete de autobús", "billetes de autobús", False), ("helado", "helados", False), ("flor", "flores", True))
+QUANTITY_RANGE = range(2, 13)
+UNIT_PRICE_RANGE = range(2, 26)
+TENTHS = (1, 2, 3, 4, 6, 7, 8, 9)  # p = 10 * k percent; 50% uses "la mitad"
+PERCENT_BASES_10 = range(20, 510, 10)
+PERCENT_BASES_20 = range(20, 520, 20)
+# (subject, highest speed in km/h)
+VEHICLES = (("Un tren", 120), ("Un coche", 120), ("Un autobús", 100), ("Una moto", 120), ("Un ciclista", 30),
+            ("Un camión", 90), ("Un barco", 40), ("Una furgoneta", 100))
+SPEED_STEP = 5
+MIN_SPEED = 10
+HOURS_RANGE = range(2, 9)
+
+CHANGE_PHRASINGS = (
+    "{name} paga con {paid} euros una compra de {price} euros. ¿Cuánto dinero le devuelven?",
+    "{name} compra {item} que cuesta {price} euros y paga con un billete de {paid} euros. ¿Cuánto le devuelven?",
+    "{name} tiene un billete de {paid} euros y gasta {price} euros en {item}. ¿Cuánto cambio recibe?",
+    "Una compra cuesta {price} euros y {name} paga con {paid} euros. ¿Cuál es el cambio?",
+)
+TOTAL_PHRASINGS = (
+    "{name} compra {n} {plural} a {price} euros cada {one}. ¿Cuánto paga en total?",
+    "Cada {singular} cuesta {price} euros. ¿Cuánto cuestan {n} {plural}?",
+    "{name} necesita {n} {plural} y cada {one} cuesta {price} euros. ¿Cuánto gasta en total?",
+    "En una tienda, {n} {plural} cuestan {price} euros cada {one}. ¿Cuál es el precio total?",
+)
+PERCENT_PHRASINGS = (
+    "¿Cuánto es el {p}% de {base}?",
+    "Calcula el {p}% de {base}.",
+    "{Item} cuesta {base} euros y tiene un descuento del {p}%. ¿Cuántos euros se descuentan?",
+    "En un pueblo de {base} habitantes, el {p}% son niños. ¿Cuántos niños hay?",
+    "¿Qué cantidad es el {p}% de {base}?",
+)
+SPEED_PHRASINGS = (
+    "{V} recorre {d} km en {t} horas. ¿Cuál es su velocidad media?",
+    "Si {v} recorre {d} km en {t} horas, ¿a qué velocidad media va?",
+    "{V} tarda {t} horas en recorrer {d} km. ¿Cuál es su velocidad media?",
+)
+DISTANCE_PHRASINGS = (
+    "{V} va a {speed} km/h durante {t} horas. ¿Qué distancia recorre?",
+    "¿Cuántos kilómetros recorre {v} que va a {speed} km/h durante {t} horas?",
+    "{V} viaja {t} horas a una velocidad de {speed} km/h. ¿Cuántos km recorre?",
+)
+TIME_PHRASINGS = (
+    "{V} recorre {d} km a {speed} km/h. ¿Cuántas horas tarda?",
+    "¿Cuántas horas tarda {v} en recorrer {d} km a {speed} km/h?",
+    "{V} debe recorrer {d} km a {speed} km/h. ¿Cuántas horas necesita?",
+)
+
+
+@dataclass(frozen=True)
+class WordProblem:
+    """A generated word problem: `key` (kind and numbers) is what splits must not share."""
+
+    key: tuple
+    instruction: str
+    response: str
+    answer: int
+    concepts: tuple[str, ...]
+
+    def example(self) -> Example:
+        return Example(self.instruction, self.response, TASK, str(self.answer), list(self.concepts), WORD_SUBSET)
+
+
+def _change(rng: random.Random) -> WordProblem:
+    paid = rng.choice(BANKNOTES)
+    price = rng.randrange(1, paid)
+    rest = paid - price
+    instruction = rng.choice(CHANGE_PHRASINGS).format(name=rng.choice(NAMES), paid=paid, price=price,
+                                                      item=rng.choice(PURCHASES))
+    response = (f"El cambio es el pago menos el precio: {paid} - {price} = {rest}. "
+                f"Le devuelven {rest} euros.")
+    return WordProblem(("change", paid, price), instruction, response, rest, ("cambio", str(rest)))
+
+
+def _total(rng: random.Random) -> WordProblem:
+    n, price = rng.choice(QUANTITY_RANGE), rng.choice(UNIT_PRICE_RANGE)
+    singular, plural, feminine = rng.choice(GOODS)
+    total = n * price
+    instruction = rng.choice(TOTAL_PHRASINGS).format(name=rng.choice(NAMES), n=n, plural=plural, singular=singular,
+                                                     price=price, one="una" if feminine else "uno")
+    response = f"Multiplicamos la cantidad por el precio: {n} * {price} = {total}. El total es {total} euros."
+    return WordProblem(("total", n, price), instruction, response, total, ("multiplicamos", str(total)))
+
+
+def _percent_steps(p: int, base: int) -> tuple[str, int]:
+    """Small steps for p% of base: a tenth (then times k), a half, or a quarter (then times 3)."""
+    if p == 50:
+        result = base // 2
+        return f"El 50% es la mitad: {base} / 2 = {result}.", result
+    if p in (25, 75):
+        quarter = base // 4
+        first = f"El 25% es la cuarta parte: {base} / 4 = {quarter}."
+        if p == 25:
+            return first, quarter
+        return f"{first} El 75% son tres cuartas partes: {quarter} * 3 = {quarter * 3}.", quarter * 3
+    tenth, k = base // 10, p // 10
+    first = f"Calculamos el 10% de {base}: {base} / 10 = {tenth}."
+    if k == 1:
+        return first, tenth
+    return f"{first} Multiplicamos por {k}: {tenth} * {k} = {tenth * k}.", tenth * k
+
+
+def _percent(rng: random.Random) -> WordProblem:
+    kind = rng.randrange(3)
+    if kind == 0:
+        p, base = 10 * rng.choice(TENTHS), rng.choice(PERCENT_BASES_10)
+    elif kind == 1:
+        p, base = 50, rng.choice(PERCENT_BASES_10)
+    else:
+        p, base = rng.choice((25, 75)), rng.choice(PERCENT_BASES_20)
+    steps, result = _percent_steps(p, base)
+    item = rng.choice(PURCHASES)
+    instruction = rng.choice(PERCENT_PHRASINGS).format(p=p, base=base, Item=item[0].upper() + item[1:])
+    response = f"{steps} El {p}% de {base} es {result}."
+    return WordProblem(("percent", p, base), instruction, response, result, (f"{p}%", str(result)))
+
+
+def _motion_numbers(rng: random.Random) -> tuple[str, int, int]:
+    subject, top = rng.choice(VEHICLES)
+    speed = rng.randrange(MIN_SPEED, top + 1, SPEED_STEP)
+    return subject, speed, rng.choice(HOURS_RANGE)
+
+
+def _motion_text(template: str, subject: str, speed: int, hours: int) -> str:
+    return template.format(V=subject, v=subject[0].lower() + subject[1:], speed=speed, t=hours, d=speed * hours)
+
+
+def _speed(rng: random.Random) -> WordProblem:
+    subject, speed, hours = _motion_numbers(rng)
+    d = speed * hours
+    response = (f"La velocidad es la distancia dividida entre el tiempo: {d} / {hours} = {speed}. "
+                f"La velocidad media es {speed} km/h.")
+    return WordProblem(("speed", d, hours), _motion_text(rng.choice(SPEED_PHRASINGS), subject, speed, hours),
+                       response, speed, ("velocidad", str(speed)))
+
+
+def _distance(rng: random.Random) -> WordProblem:
+    subject, speed, hours = _motion_numbers(rng)
+    d = speed * hours
+    response = f"La distancia es la velocidad por el tiempo: {speed} * {hours} = {d}. Recorre {d} km."
+    return WordProblem(("distance", speed, hours), _motion_text(rng.choice(DISTANCE_PHRASINGS), subject, speed, hours),
+                       response, d, ("distancia", str(d)))
+
+
+def _time(rng: random.Random) -> WordProblem:
+    subject, speed, hours = _motion_numbers(rng)
+    d = speed * hours
+    response = (f"El tiempo es la distancia dividida entre la velocidad: {d} / {speed} = {hours}. "
+                f"Tarda {hours} horas.")
+    return WordProblem(("time", d, speed), _motion_text(rng.choice(TIME_PHRASINGS), subject, speed, hours),
+                       response, hours, ("tiempo", str(hours)))
+
+
+WORD_PROBLEM_KINDS: tuple[Callable[[random.Random], WordProblem], ...] = (
+    _change, _total, _percent, _speed, _distance, _time)
+MAX_TRIES_PER_ROW = 1000
+
+
+def word_problem_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
+    """Kinds in round-robin; held-out splits get fresh keys and unique instructions, train avoids their keys."""
+    held_keys: set[tuple] = set()
+    out: dict[str, list[Example]] = {}
+    for split in HELD_OUT_ORDER:
+        held_out = split != "train"
+        rows: list[Example] = []
+        seen_instructions: set[str] = set()
+        for index in range(counts[split]):
+            make = WORD_PROBLEM_KINDS[index % len(WORD_PROBLEM_KINDS)]
+            for _ in range(MAX_TRIES_PER_ROW):
+                problem = make(rng)
+                if held_out and (problem.key in held_keys or problem.instruction in seen_instructions):
+                    continue
+                if not held_out and problem.key in held_keys:
+                    continue
+                break
+            else:
+                raise ValueError(f"could not draw a fresh word problem for {split} ({make.__name__})")
+            if held_out:
+                held_keys.add(problem.key)
+                seen_instructions.add(problem.instruction)
+            rows.append(problem.example())
+        out[split] = rows
+    return out

@@ -1,0 +1,129 @@
+"""BidirectionalEncoder: LiquidEmbedding -> residual dilated convolutions -> (local attention + MoE) layers.
+
+Dilated convolution with dilation r and kernel K, centred so each position sees both sides:
+
+    y(t) = sum_{k=0}^{K-1} x(t - r * (k - (K - 1) / 2)) w(k)
+
+Stacking dilations 1, 2, 4, ... gives the receptive field 1 + sum_l (K - 1) * 2^l (WaveNet/ByteNet).
+Padded positions are zeroed before every convolution, so padding never reaches a real position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+from liquid.attention import EnhancedLocalAttention
+from liquid.config import LiquidConfig
+from liquid.embedding import LiquidEmbedding
+from liquid.moe import MoELayer
+
+
+@dataclass
+class EncoderOutput(BaseModelOutput):
+    """`last_hidden_state` (B, T, D) plus the regularisers the training loss needs."""
+
+    aux_loss: torch.Tensor | None = None  # MoE auxiliary loss summed over layers
+    reconstruction_loss: torch.Tensor | None = None  # LiquidEmbedding's
+    compression_ratio: torch.Tensor | None = None  # (B,)
+    experts_per_token: torch.Tensor | None = None  # mean over layers
+
+
+def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero the padded positions of x (B, T, D); mask (B, T) is 1 for real tokens."""
+    return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)
+
+
+class DilatedConvBlock(nn.Module):
+    """x + GELU(Conv1d_r(RMSNorm(x))), the convolution centred with dilation r."""
+
+    def __init__(self, config: LiquidConfig, dilation: int):
+        super().__init__()
+        self.norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
+        self.conv = nn.Conv1d(
+            config.d_model, config.d_model, config.conv_kernel_size,
+            dilation=dilation, padding=dilation * (config.conv_kernel_size - 1) // 2,
+        )
+        self.act = nn.GELU()
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        h = masked(self.norm(x), mask)  # padding must not leak through the kernel
+        h = self.conv(h.transpose(1, 2)).transpose(1, 2)  # (B, D, T) -> (B, T, D)
+        return x + self.dropout(self.act(h))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm block: x + LocalAttention(norm(x)), then x + MoE(norm(x))."""
+
+    def __init__(self, config: LiquidConfig):
+        super().__init__()
+        self.attn_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
+        self.self_attn = EnhancedLocalAttention(
+            config.d_model, config.num_heads, config.window_size, causal=False,
+            overlap=config.attention_overlap, num_kv_heads=config.num_kv_heads,
+            dropout=config.attention_dropout, rope_theta=config.rope_theta,
+        )
+        self.moe_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
+        self.moe = build_moe(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, mask):
+        x = x + self.dropout(self.self_attn(self.attn_norm(x), attention_mask=mask))
+        moe = self.moe(self.moe_norm(x), mask=mask)
+        return x + self.dropout(moe.hidden_states), moe
+
+
+def build_moe(config: LiquidConfig) -> MoELayer:
+    return MoELayer(
+        config.d_model, config.d_ff, config.num_experts, top_k=config.moe_top_k, dynamic_k=config.dynamic_k,
+        threshold=config.moe_threshold, load_balance_weight=config.load_balance_weight,
+        z_loss_weight=config.z_loss_weight,
+    )
+
+
+class BidirectionalEncoder(nn.Module):
+    """Encodes the instruction; every position sees the whole (unpadded) input."""
+
+    main_input_name = "input_ids"  # read by generate()
+
+    def __init__(self, config: LiquidConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = LiquidEmbedding(
+            config.vocab_size, config.d_model, config.max_position_embeddings,
+            base_compression_ratio=config.base_compression_ratio,
+            min_compression_ratio=config.min_compression_ratio, causal=False,
+            kernel_size=config.embedding_kernel_size, fft_window=config.fft_window,
+            padding_idx=config.pad_token_id,
+        )
+        self.convs = nn.ModuleList(DilatedConvBlock(config, 2**i) for i in range(config.conv_layers))
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
+        self.norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
+
+    @property
+    def receptive_field(self) -> int:
+        """Positions one output of the convolution stack depends on: 1 + sum_l (K - 1) * 2^l."""
+        return self.config.receptive_field
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_) -> EncoderOutput:
+        emb = self.embedding(input_ids, attention_mask)
+        x = emb.embeddings  # (B, T, D)
+        for conv in self.convs:
+            x = conv(x, attention_mask)
+        aux, experts = [], []
+        for layer in self.layers:
+            x, moe = layer(x, attention_mask)
+            aux.append(moe.aux_loss)
+            experts.append(moe.experts_per_token)
+        x = masked(self.norm(x), attention_mask)
+        return EncoderOutput(
+            last_hidden_state=x,
+            aux_loss=torch.stack(aux).sum() if aux else x.new_zeros(()),
+            reconstruction_loss=emb.reconstruction_loss,
+            compression_ratio=emb.compression_ratio,
+            experts_per_token=torch.stack(experts).mean() if experts else None,
+        )

@@ -1,0 +1,207 @@
+"""LiquidFoundationModelOptimized: the encoder-decoder, as a Hugging Face `PreTrainedModel` with `generate()`.
+
+    encoder states  H = BidirectionalEncoder(x)                       (B, S, D)
+    decoder states  G = LiquidDecoder(y_<t, H)                        (B, T, D)
+    logits          z = G E^T            (E: the token table shared by both embeddings and the head)
+    loss            L = L_token(z, y) + moe_loss_weight * (aux_enc + aux_dec)
+                        + reconstruction_weight * (rec_enc + rec_dec)
+
+L_token is OptimizedFocalLoss (loss_type="focal") or cross-entropy ("ce"); plain cross-entropy is always
+reported beside it as `ce_loss`. Passing `labels` alone is enough: the decoder input is `labels` shifted
+right behind `decoder_start_token_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+
+from liquid.cache import LiquidCache
+from liquid.config import LiquidConfig
+from liquid.decoder import LiquidDecoder
+from liquid.encoder import BidirectionalEncoder
+from liquid.losses import OptimizedFocalLoss
+from liquid.moe import SwiGLUExperts
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class LiquidSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` plus the parts of the loss and the routing statistics."""
+
+    aux_loss: torch.Tensor | None = None  # MoE auxiliary loss (encoder + decoder), unweighted by moe_loss_weight
+    lm_loss: torch.Tensor | None = None  # the token loss (focal or cross-entropy)
+    ce_loss: torch.Tensor | None = None  # plain cross-entropy, for perplexity
+    reconstruction_loss: torch.Tensor | None = None
+    compression_ratio: torch.Tensor | None = None  # encoder's, (B,)
+    experts_per_token: torch.Tensor | None = None
+    expert_load: tuple[torch.Tensor, ...] | None = None  # decoder layers, each (E,)
+
+
+class LiquidPreTrainedModel(PreTrainedModel):
+    config_class = LiquidConfig
+    base_model_prefix = "liquid"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["EncoderLayer", "DecoderLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, SwiGLUExperts):
+            for weight in (module.w_gate, module.w_up, module.w_down):
+                init.normal_(weight, mean=0.0, std=self.config.initializer_range)
+
+
+class EncoderForGeneration(nn.Module):
+    """What `get_encoder()` hands to `generate()`: only `last_hidden_state`, which generate expands per beam."""
+
+    def __init__(self, encoder: BidirectionalEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask=None, **_) -> BaseModelOutput:
+        return BaseModelOutput(last_hidden_state=self.encoder(input_ids, attention_mask).last_hidden_state)
+
+
+class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {
+        "encoder.embedding.token_embedding.weight": "shared.weight",
+        "decoder.embedding.token_embedding.weight": "shared.weight",
+        "lm_head.weight": "shared.weight",
+    }
+
+    def __init__(self, config: LiquidConfig):
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+        self.encoder = BidirectionalEncoder(config)
+        self.decoder = LiquidDecoder(config)
+        self.encoder.embedding.token_embedding = self.shared
+        self.decoder.embedding.token_embedding = self.shared
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.token_loss = (
+            OptimizedFocalLoss(gamma=config.focal_gamma, alpha=config.focal_alpha,
+                               label_smoothing=config.label_smoothing, ignore_index=IGNORE_INDEX)
+            if config.loss_type == "focal" else None
+        )
+        self.post_init()
+
+    # --- Hugging Face plumbing -------------------------------------------------------------------------
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.shared = value
+        self.encoder.embedding.token_embedding = value
+        self.decoder.embedding.token_embedding = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def get_encoder(self) -> EncoderForGeneration:
+        return EncoderForGeneration(self.encoder)
+
+    def get_decoder(self) -> LiquidDecoder:
+        return self.decoder
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the model builds its own LiquidCache (rolling window + embedding state)
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.shift_right(labels)
+
+    def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
+        """(B, T) labels -> decoder inputs [start, y_0, ..., y_{T-2}], ignored positions mapped to padding."""
+        shifted = labels.new_full(labels.shape, self.config.pad_token_id)
+        shifted[:, 1:] = labels[:, :-1]
+        shifted[:, 0] = self.config.decoder_start_token_id
+        return shifted.masked_fill(shifted == IGNORE_INDEX, self.config.pad_token_id)
+
+    # --- forward --------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,  # (B, S)
+        attention_mask: torch.Tensor | None = None,  # (B, S), 1 = real token
+        decoder_input_ids: torch.LongTensor | None = None,  # (B, T)
+        decoder_attention_mask: torch.Tensor | None = None,  # (B, T)
+        labels: torch.LongTensor | None = None,  # (B, T), IGNORE_INDEX where no target
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: LiquidCache | None = None,
+        use_cache: bool | None = None,
+        return_dict: bool | None = None,
+        **_,
+    ) -> LiquidSeq2SeqLMOutput:
+        if labels is not None and decoder_input_ids is None:
+            decoder_input_ids = self.shift_right(labels)
+        if decoder_input_ids is None:
+            raise ValueError("pass `labels` or `decoder_input_ids`")
+        if decoder_attention_mask is None and labels is not None:
+            decoder_attention_mask = (labels != IGNORE_INDEX).long()
+
+        enc_aux = enc_rec = compression = enc_experts = None
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("pass `input_ids` (or precomputed `encoder_outputs`)")
+            enc = self.encoder(input_ids, attention_mask)
+            encoder_states = enc.last_hidden_state
+            enc_aux, enc_rec = enc.aux_loss, enc.reconstruction_loss
+            compression, enc_experts = enc.compression_ratio, enc.experts_per_token
+        else:
+            encoder_states = encoder_outputs[0]  # BaseModelOutput or tuple: (B, S, D)
+
+        if use_cache and cache is None:
+            cache = LiquidCache(self.config.decoder_layers)
+        dec = self.decoder(decoder_input_ids, encoder_states, attention_mask, decoder_attention_mask,
+                           cache=cache if use_cache else None)
+        logits = self.lm_head(dec.last_hidden_state)  # (B, T, V)
+
+        aux_loss = dec.aux_loss if enc_aux is None else dec.aux_loss + enc_aux
+        rec_loss = dec.reconstruction_loss if enc_rec is None else dec.reconstruction_loss + enc_rec
+        loss = lm_loss = ce_loss = None
+        if labels is not None:
+            flat_logits, flat_labels = logits.reshape(-1, logits.size(-1)), labels.reshape(-1)
+            ce = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX,
+                                 label_smoothing=self.config.label_smoothing)
+            if self.token_loss is None:
+                lm_loss = ce
+            else:
+                lm_loss = self.token_loss(flat_logits, flat_labels)
+            ce_loss = ce.detach()
+            loss = (lm_loss + self.config.moe_loss_weight * aux_loss
+                    + self.config.reconstruction_weight * rec_loss)
+
+        experts = dec.experts_per_token if enc_experts is None else (dec.experts_per_token + enc_experts) / 2
+        return LiquidSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=cache if use_cache else None,
+            encoder_last_hidden_state=encoder_states,
+            aux_loss=aux_loss,
+            lm_loss=lm_loss,
+            ce_loss=ce_loss,
+            reconstruction_loss=rec_loss,
+            compression_ratio=compression,
+            experts_per_token=experts,
+            expert_load=tuple(dec.expert_load),
+        )
+
+    def num_parameters_breakdown(self) -> dict[str, int]:
+        """Parameters per top-level part (shared table counted once)."""
+        parts = {"embedding": self.shared.weight.numel()}
+        for name in ("encoder", "decoder"):
+            module = getattr(self, name)
+            parts[name] = sum(p.numel() for n, p in module.named_parameters()
+                              if "token_embedding" not in n)
+        parts["total"] = sum(p.numel() for p in self.parameters())
+        return parts

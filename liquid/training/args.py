@@ -1,0 +1,257 @@
+"""Command-line arguments of `main.py`: parsing, typed config overrides and validation.
+
+Every bad value is refused by `parse_args` with `ArgsError` (one line) before any work starts;
+`main.py` prints it as ``error: <message>`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from liquid.config import PRESETS, LiquidConfig
+from liquid.training.checkpoint import find_latest_checkpoint, is_checkpoint
+
+logger = logging.getLogger(__name__)
+
+# Defaults of a no-argument `python main.py`: the `small` preset on the shipped data, sized to finish
+# well within 15 minutes on a 2-core CPU (the step budget is what binds there).
+DEFAULT_PRESET = "small"
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_NUM_EPOCHS = 1
+DEFAULT_MAX_STEPS = 1200
+DEFAULT_WARMUP_STEPS = 100
+DEFAULT_WEIGHT_DECAY = 0.01
+DEFAULT_MAX_GRAD_NORM = 1.0
+DEFAULT_GRAD_ACCUM_STEPS = 1
+DEFAULT_SEED = 0
+DEFAULT_LOG_EVERY = 10
+DEFAULT_EVAL_EVERY = 400
+DEFAULT_SAVE_EVERY = 400
+DEFAULT_EVAL_SAMPLES = 200
+DEFAULT_MONITOR_EVERY = 50
+DEFAULT_KEEP_LAST = 3
+DEFAULT_MAX_BAD_STEPS = 5
+DEFAULT_MAX_SOURCE_LENGTH = 128
+DEFAULT_MAX_TARGET_LENGTH = 128
+DEFAULT_VOCAB_SIZE = 2000
+DEFAULT_CHECKPOINT_ROOT = "checkpoints"
+RUN_NAME_TIME_FORMAT = "%Y%m%d-%H%M%S"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LOSSES = ("focal", "ce")
+RESUME_AUTO = "auto"
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+NONE_WORDS = ("none", "null")
+
+
+class ArgsError(ValueError):
+    """One-line, user-facing problem with the command line."""
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """argparse that raises `ArgsError` instead of printing usage and exiting."""
+
+    def error(self, message: str):  # noqa: D102 - argparse hook
+        raise ArgsError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All flags of `main.py`, grouped as in `python main.py --help`."""
+    parser = _RaisingParser(description="Train the liquid encoder-decoder on Spanish instructions.")
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="examples per step (global, all ranks)")
+    opt.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
+    opt.add_argument("--num_epochs", type=int, default=DEFAULT_NUM_EPOCHS)
+    opt.add_argument("--max_steps", type=int, default=DEFAULT_MAX_STEPS,
+                     help="stop after this many optimizer steps (0: only --num_epochs limits)")
+    opt.add_argument("--grad_accum_steps", type=int, default=DEFAULT_GRAD_ACCUM_STEPS)
+    opt.add_argument("--warmup_steps", type=int, default=DEFAULT_WARMUP_STEPS)
+    opt.add_argument("--weight_decay", type=float, default=DEFAULT_WEIGHT_DECAY)
+    opt.add_argument("--max_grad_norm", type=float, default=DEFAULT_MAX_GRAD_NORM)
+    opt.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="auto: bf16 autocast on CUDA, the measured-faster choice on CPU")
+    opt.add_argument("--compile", action="store_true", help="torch.compile the model")
+    opt.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    opt.add_argument("--max_bad_steps", type=int, default=DEFAULT_MAX_BAD_STEPS,
+                     help="stop after this many non-finite steps in a row")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of {', '.join(PRESETS)}")
+    model.add_argument("--set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a LiquidConfig field (repeatable), e.g. --set dropout=0.1")
+    model.add_argument("--loss", choices=LOSSES, default=None, help="token loss (sets config.loss_type)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--train_file")
+    data.add_argument("--validation_file")
+    data.add_argument("--test_file")
+    data.add_argument("--dataset", help="hub name or local folder of data files")
+    data.add_argument("--dataset_config")
+    data.add_argument("--instruction_column", default="instruction")
+    data.add_argument("--response_column", default="response")
+    data.add_argument("--data_dir", default="data")
+    data.add_argument("--max_source_length", type=int, default=DEFAULT_MAX_SOURCE_LENGTH)
+    data.add_argument("--max_target_length", type=int, default=DEFAULT_MAX_TARGET_LENGTH)
+    data.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="tokenizer vocabulary")
+    data.add_argument("--num_workers", type=int, default=0)
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output_dir", help="default: checkpoints/<run-name>")
+    run.add_argument("--run_name", help="default: <preset>-<timestamp>")
+    run.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None, metavar="PATH|auto",
+                     help="continue from a checkpoint dir, a run dir (its latest checkpoint) or 'auto' "
+                          "(latest in --output_dir)")
+    run.add_argument("--device", default="auto", help="auto: cuda if available, else cpu")
+    run.add_argument("--log_every", type=int, default=DEFAULT_LOG_EVERY)
+    run.add_argument("--eval_every", type=int, default=DEFAULT_EVAL_EVERY, help="0: only at the end")
+    run.add_argument("--save_every", type=int, default=DEFAULT_SAVE_EVERY, help="0: only at the end")
+    run.add_argument("--eval_samples", type=int, default=DEFAULT_EVAL_SAMPLES)
+    run.add_argument("--monitor_every", type=int, default=DEFAULT_MONITOR_EVERY)
+    run.add_argument("--keep_last", type=int, default=DEFAULT_KEEP_LAST)
+    run.add_argument("--max_time_minutes", type=float, default=None,
+                     help="stop cleanly (checkpoint saved) after this wall-clock budget")
+    return parser
+
+
+# Flags that must be > 0 and flags that must be >= 0.
+POSITIVE_FLAGS = ("batch_size", "learning_rate", "num_epochs", "grad_accum_steps", "max_grad_norm",
+                  "log_every", "eval_samples", "monitor_every", "keep_last", "max_bad_steps",
+                  "max_source_length", "max_target_length", "vocab_size", "max_time_minutes")
+NON_NEGATIVE_FLAGS = ("max_steps", "warmup_steps", "weight_decay", "eval_every", "save_every", "num_workers")
+
+
+def parse_value(text: str, annotation: str, key: str) -> Any:
+    """Convert `text` to the first type of a field annotation (e.g. ``"int | None"``) that accepts it."""
+    kinds = [part.strip() for part in str(annotation).split("|")]
+    if "None" in kinds and text.lower() in NONE_WORDS:
+        return None
+    for kind in kinds:
+        if kind == "bool":
+            if text.lower() in TRUE_WORDS:
+                return True
+            if text.lower() in FALSE_WORDS:
+                return False
+        elif kind == "int":
+            try:
+                return int(text)
+            except ValueError:
+                continue
+        elif kind == "float":
+            try:
+                return float(text)
+            except ValueError:
+                continue
+        elif kind == "str":
+            return text
+    raise ArgsError(f"--set {key}={text}: expected {annotation}")
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["dropout=0.1", "top_k=1"]`` -> ``{"dropout": 0.1, "top_k": 1}``, typed by the LiquidConfig fields."""
+    fields = {f.name: f for f in dataclasses.fields(LiquidConfig)}
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ArgsError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in fields:
+            raise ArgsError(f"--set {key}: unknown LiquidConfig field")
+        overrides[key] = parse_value(text.strip(), fields[key].type, key)
+    return overrides
+
+
+def build_config(args: argparse.Namespace, vocab_size: int | None = None) -> LiquidConfig:
+    """The model config of a fresh run: preset, then `--set` overrides, then `--loss` and the vocabulary size."""
+    overrides = parse_overrides(args.config_overrides)
+    if args.loss is not None:
+        overrides["loss_type"] = args.loss
+    if vocab_size is not None:
+        overrides["vocab_size"] = vocab_size
+    try:
+        return LiquidConfig.from_preset(args.preset, **overrides)
+    except (ValueError, TypeError) as error:
+        raise ArgsError(str(error).splitlines()[0]) from error
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    for name in POSITIVE_FLAGS:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ArgsError(f"--{name} must be > 0, got {value}")
+    for name in NON_NEGATIVE_FLAGS:
+        value = getattr(args, name)
+        if value < 0:
+            raise ArgsError(f"--{name} must be >= 0, got {value}")
+
+
+def _check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ArgsError(f"--output_dir {directory} is not writable ({error.strerror or error})") from error
+
+
+def _check_data_files(args: argparse.Namespace) -> None:
+    from liquid.data import DataError  # the data package is heavy (datasets): import only when needed
+
+    for flag in ("train_file", "validation_file", "test_file"):
+        path = getattr(args, flag)
+        if path is not None and not Path(path).is_file():
+            raise DataError(f"{path}: file not found (--{flag})")
+
+
+def _resolve_resume(args: argparse.Namespace) -> None:
+    """Turn `--resume` into a checkpoint directory (or None for 'auto' without any checkpoint yet)."""
+    if args.resume is None:
+        return
+    if args.resume == RESUME_AUTO:
+        args.resume = find_latest_checkpoint(Path(args.output_dir))
+        if args.resume is None:
+            logger.warning("--resume auto: no checkpoint in %s yet, starting a fresh run", args.output_dir)
+        return
+    path = Path(args.resume)
+    found = path if is_checkpoint(path) else find_latest_checkpoint(path)
+    if found is None:
+        raise ArgsError(f"--resume {path}: no checkpoint there (expected trainer_state.pt)")
+    args.resume = found
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and validate; raises `ArgsError` / `DataError` (one line) for any bad value.
+
+    Fills `output_dir` (``checkpoints/<run-name>``, or the run directory of `--resume PATH`) and
+    `run_name`, and resolves `resume` to a checkpoint directory.
+    """
+    args = build_parser().parse_args(argv)
+    _check_ranges(args)
+    if args.preset not in PRESETS:
+        raise ArgsError(f"--preset {args.preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+    build_config(args)  # refuses unknown fields and impossible combinations now, not after loading data
+    if args.run_name is None:
+        args.run_name = f"{args.preset}-{time.strftime(RUN_NAME_TIME_FORMAT)}"
+    if args.output_dir is None:
+        resume_dir = Path(args.resume) if args.resume not in (None, RESUME_AUTO) else None
+        if resume_dir is not None and is_checkpoint(resume_dir):
+            args.output_dir = str(resume_dir.parent)
+        elif resume_dir is not None:
+            args.output_dir = str(resume_dir)
+        else:
+            args.output_dir = os.path.join(DEFAULT_CHECKPOINT_ROOT, args.run_name)
+    _check_writable(Path(args.output_dir))
+    _check_data_files(args)
+    _resolve_resume(args)
+    return args
+
+
+__all__ = ["ArgsError", "build_parser", "build_config", "parse_args", "parse_overrides", "parse_value"]

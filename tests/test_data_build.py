@@ -1,0 +1,255 @@
+"""Tests for the data generator and the shipped splits in data/."""
+
+import ast
+import json
+import operator
+import re
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from liquid.data.build import build_splits, check_disjoint, write_splits
+from liquid.data.facts import CAPITALS
+from liquid.data.loading import Example
+from liquid.data.sentiment_tasks import NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, SUBJECTS, inflect
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+SPLITS = ("train", "validation", "test")
+KEYS = ["instruction", "response", "task", "answer", "concepts", "subset"]
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, list[dict]]:
+    return {s: [json.loads(line) for line in (DATA / f"{s}.jsonl").open(encoding="utf-8")] for s in SPLITS}
+
+
+def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
+    write_splits(build_splits(seed=0), tmp_path)
+    for split in SPLITS:
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (DATA / f"{split}.jsonl").read_bytes(), split
+
+
+def test_other_seed_changes_data_but_not_sizes() -> None:
+    small = {"train": {"math": 60, "qa": 30, "sentiment": 30},
+             "validation": {"math": 12, "qa": 12, "sentiment": 10},
+             "test": {"math": 12, "qa": 12, "sentiment": 10}}
+    a, b, a_again = build_splits(0, small), build_splits(1, small), build_splits(0, small)
+    assert [r.to_json() for r in a["train"]] == [r.to_json() for r in a_again["train"]]
+    assert [r.to_json() for r in a["train"]] != [r.to_json() for r in b["train"]]
+    assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()} == {"train": 120, "validation": 34,
+                                                                                      "test": 34}
+
+
+def test_sizes(rows: dict[str, list[dict]]) -> None:
+    expected = {
+        "train": {("math", "equation"): 12000, ("math", "word_problem"): 6000, "qa": 9000, "sentiment": 9000},
+        "validation": {"math": 334, "qa": 334, "sentiment": 334},
+        "test": {"math": 500, "qa": 500, "sentiment": 500},
+    }
+    for split, wanted in expected.items():
+        by_task = Counter(r["task"] for r in rows[split])
+        by_subset = Counter((r["task"], r["subset"]) for r in rows[split])
+        for key, count in wanted.items():
+            assert (by_subset[key] if isinstance(key, tuple) else by_task[key]) == count, (split, key)
+    assert [len(rows[s]) for s in SPLITS] == [36000, 1002, 1500]
+
+
+def test_schema(rows: dict[str, list[dict]]) -> None:
+    allowed_subsets = {
+        ("train", "math"): {"equation", "word_problem"}, ("train", "qa"): {"seen_fact"},
+        ("train", "sentiment"): {"sentiment"},
+    }
+    for split in SPLITS:
+        for row in rows[split]:
+            assert list(row) == KEYS
+            assert all(isinstance(row[k], str) and row[k] for k in ("instruction", "response", "task", "answer"))
+            assert isinstance(row["concepts"], list) and all(isinstance(c, str) for c in row["concepts"])
+            assert row["task"] in {"math", "qa", "sentiment"}
+            default = {"math": {"equation", "word_problem"}, "qa": {"seen_fact", "unseen_fact"},
+                       "sentiment": {"novel_combination"}}[row["task"]]
+            assert row["subset"] in allowed_subsets.get((split, row["task"]), default)
+    line = (DATA / "test.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert line == json.dumps(json.loads(line), ensure_ascii=False)
+
+
+def test_instructions_disjoint(rows: dict[str, list[dict]]) -> None:
+    train = {r["instruction"] for r in rows["train"]}
+    validation = {r["instruction"] for r in rows["validation"]}
+    test = {r["instruction"] for r in rows["test"]}
+    assert not train & validation and not train & test and not validation & test
+    assert len(test) == len(rows["test"]) and len(validation) == len(rows["validation"])
+
+
+def test_builder_raises_on_leak() -> None:
+    row = Example("¿Cuánto es el 10% de 50?", "Calculamos el 10% de 50: 50 / 10 = 5. El 10% de 50 es 5.", "math", "5")
+    with pytest.raises(ValueError, match="test instruction"):
+        check_disjoint({"train": [row], "validation": [], "test": [row]})
+
+
+EQUATION = re.compile(r"([-\d(x][\dx+\-() ]*)=\s*(-?\d+)")
+
+
+def _equation(instruction: str) -> tuple[str, int]:
+    """The equation's left side and right-hand integer, read from the instruction text."""
+    left, right = EQUATION.search(instruction).groups()
+    return left.strip(), int(right)
+
+
+def _triple(instruction: str) -> tuple:
+    """(form signature, a, b, c) read from the instruction text, independently of the generator."""
+    left, c = _equation(instruction)
+    return re.sub(r"\d+", "N", left), tuple(int(n) for n in re.findall(r"\d+", left)), c
+
+
+def test_equation_triples_disjoint(rows: dict[str, list[dict]]) -> None:
+    triples = {s: {_triple(r["instruction"]) for r in rows[s] if r["subset"] == "equation"} for s in SPLITS}
+    assert not triples["train"] & triples["test"]
+    assert not triples["train"] & triples["validation"]
+    assert not triples["validation"] & triples["test"]
+    signatures = {t[0] for t in triples["train"]}
+    assert len(signatures) >= 7  # every form is present in training
+
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _evaluate(expression: str, x: Fraction | None = None) -> Fraction:
+    """Plain evaluator for + - * / ( ) integers and ``x`` (implicit products ``3x``, ``3(``)."""
+    expression = re.sub(r"(\d)\s*(x|\()", r"\1*\2", expression)
+
+    def walk(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.Constant):
+            return Fraction(node.value)
+        if isinstance(node, ast.Name) and node.id == "x" and x is not None:
+            return x
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp):
+            return _OPS[type(node.op)](walk(node.left), walk(node.right))
+        raise ValueError(ast.dump(node))
+
+    return walk(ast.parse(expression, mode="eval").body)
+
+
+def test_math_steps_are_correct(rows: dict[str, list[dict]]) -> None:
+    for split in SPLITS:
+        checked = rows[split][::4] if split == "train" else rows[split]  # a quarter of train keeps this fast
+        for row in (r for r in checked if r["task"] == "math"):
+            sentences = row["response"].removesuffix(".").split(". ")
+            answer = Fraction(int(row["answer"]))
+            steps = 0
+            for sentence in sentences:
+                body = sentence.split(":", 1)[1] if ":" in sentence else sentence
+                if "=" not in body or "%" in body:
+                    continue
+                parts = [p.strip() for p in body.split("=")]
+                for left, right in zip(parts, parts[1:]):
+                    if "x" in left or "x" in right:
+                        continue  # an equation link: the question check below covers x
+                    assert _evaluate(left) == _evaluate(right), (row["response"], left, right)
+                    steps += 1
+            assert steps >= 1
+            assert row["answer"] in sentences[-1]
+            if row["subset"] == "equation":
+                left, right = _equation(row["instruction"])
+                assert _evaluate(left, answer) == right, row["instruction"]
+                assert sentences[-1] == f"La solución es x = {row['answer']}"
+                assert -10 <= answer <= 10
+
+
+def test_word_problem_numbers_are_small(rows: dict[str, list[dict]]) -> None:
+    for row in (r for r in rows["train"] if r["subset"] == "word_problem"):
+        assert all(len(n) <= 3 for n in re.findall(r"\d+", row["instruction"] + row["response"]))
+
+
+def test_qa_unseen_facts_never_in_train(rows: dict[str, list[dict]]) -> None:
+    train_capitals = {r["answer"] for r in rows["train"] if r["task"] == "qa"}
+    for split in ("validation", "test"):
+        qa = [r for r in rows[split] if r["task"] == "qa"]
+        unseen = {r["answer"] for r in qa if r["subset"] == "unseen_fact"}
+        seen = {r["answer"] for r in qa if r["subset"] == "seen_fact"}
+        assert unseen and not unseen & train_capitals
+        assert seen <= train_capitals
+    assert len(train_capitals) + len({r["answer"] for r in rows["test"] if r["subset"] == "unseen_fact"}) >= 110
+
+
+def test_qa_responses_match_facts(rows: dict[str, list[dict]]) -> None:
+    capital_of = {f.capital: f for f in CAPITALS}
+    for row in (r for s in SPLITS for r in rows[s] if r["task"] == "qa"):
+        fact = capital_of[row["answer"]]
+        assert row["response"].startswith(f"La capital {fact.de} es {fact.capital}. Es importante porque ")
+        assert fact.country in row["instruction"]
+        assert row["concepts"][:3] == [fact.capital, fact.country, "capital"]
+        assert all(c.lower() in row["response"].lower() for c in row["concepts"])
+
+
+def test_spanish_speaking_countries_included() -> None:
+    required = {"España", "México", "Argentina", "Colombia", "Perú", "Venezuela", "Chile", "Ecuador", "Guatemala",
+                "Cuba", "Bolivia", "República Dominicana", "Honduras", "Paraguay", "El Salvador", "Nicaragua",
+                "Costa Rica", "Panamá", "Uruguay", "Guinea Ecuatorial"}
+    countries = {f.country for f in CAPITALS}
+    assert required <= countries and len(countries) >= 110
+    assert {f.capital for f in CAPITALS if f.country in {"España", "Perú", "Colombia"}} == {"Madrid", "Lima", "Bogotá"}
+
+
+def _forms(lemmas: tuple[str, ...]) -> dict[str, str]:
+    return {inflect(a, fem): a for a in lemmas for fem in (False, True)}
+
+
+POSITIVE_FORMS, NEGATIVE_FORMS = _forms(POSITIVE_ADJECTIVES), _forms(NEGATIVE_ADJECTIVES)
+
+
+def _text(instruction: str) -> str:
+    return re.search(r'"(.*)"', instruction).group(1)
+
+
+def _reference_label(text: str) -> str:
+    """Independent labelling by the documented rules (last clause after "pero" decides, "no" flips)."""
+    clause = text.rstrip(".").split("pero")[-1]
+    words = clause.replace(",", " ").split()
+    if not (set(words) & (POSITIVE_FORMS.keys() | NEGATIVE_FORMS.keys())):
+        return "neutro"
+    positive = words[-1] in POSITIVE_FORMS
+    if " no " in f" {text} " and "pero" not in text:
+        positive = not positive
+    return "positivo" if positive else "negativo"
+
+
+def _pairs(text: str) -> set[tuple[str, str]]:
+    subject = next(s for s, _ in sorted(SUBJECTS, key=lambda s: -len(s[0])) if text.startswith(s))
+    words = text.rstrip(".").replace(",", " ").split()
+    return {(subject, (POSITIVE_FORMS | NEGATIVE_FORMS)[w]) for w in words if w in POSITIVE_FORMS | NEGATIVE_FORMS}
+
+
+def test_sentiment_labels_follow_rules(rows: dict[str, list[dict]]) -> None:
+    for split in SPLITS:
+        for row in (r for r in rows[split] if r["task"] == "sentiment"):
+            text = _text(row["instruction"])
+            assert row["answer"] == _reference_label(text), text
+            assert row["response"] == f"El sentimiento del texto es {row['answer']}."
+
+
+def test_sentiment_combinations_are_novel(rows: dict[str, list[dict]]) -> None:
+    polar = {s: [_text(r["instruction"]) for r in rows[s] if r["task"] == "sentiment" and r["answer"] != "neutro"]
+             for s in SPLITS}
+    train_pairs = set().union(*(_pairs(t) for t in polar["train"]))
+    train_texts = {_text(r["instruction"]) for r in rows["train"] if r["task"] == "sentiment"}
+    for split in ("validation", "test"):
+        for text in polar[split]:
+            pairs = _pairs(text)
+            assert pairs - train_pairs, text
+            assert {s for s, _ in pairs} <= {s for s, _ in train_pairs}
+            assert {a for _, a in pairs} <= {a for _, a in train_pairs}
+        neutral = [_text(r["instruction"]) for r in rows[split] if r["answer"] == "neutro"]
+        assert neutral and not set(neutral) & train_texts
+
+
+def test_sentiment_label_balance(rows: dict[str, list[dict]]) -> None:
+    for split in SPLITS:
+        labels = Counter(r["answer"] for r in rows[split] if r["task"] == "sentiment")
+        total = sum(labels.values())
+        assert abs(labels["positivo"] / total - 0.4) < 0.01
+        assert abs(labels["negativo"] / total - 0.4) < 0.01
+        assert abs(labels["neutro"] / total - 0.2) < 0.01
