@@ -181,7 +181,7 @@ def test_qa_responses_match_facts(rows: dict[str, list[dict]]) -> None:
         fact = capital_of[row["answer"]]
         assert row["response"].startswith(f"La capital {fact.de} es {fact.capital}. Es importante porque ")
         assert fact.country in row["instruction"]
-        assert row["concepts"][:3] == [fact.capital, fact.country, "capital"]
+        assert row["concepts"][0] == fact.capital and {fact.country, "capital"} <= set(row["concepts"])
         assert all(c.lower() in row["response"].lower() for c in row["concepts"])
 
 

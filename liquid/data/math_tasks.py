@@ -162,7 +162,8 @@ GOODS = (("cuaderno", "cuadernos", False), ("lápiz", "lápices", False), ("libr
          ("billete de autobús", "billetes de autobús", False), ("helado", "helados", False), ("flor", "flores", True))
 QUANTITY_RANGE = range(2, 13)
 UNIT_PRICE_RANGE = range(2, 26)
-TENTHS = (1, 2, 3, 4, 6, 7, 8, 9)  # p = 10 * k percent; 50% uses "la mitad"
+QUARTER_PERCENTS = (25, 75)  # computed through a quarter, so the base is a multiple of 20
+PERCENTS = (10, 20, 30, 40, 50, 60, 70, 80, 90) + QUARTER_PERCENTS  # 50% uses "la mitad"
 PERCENT_BASES_10 = range(20, 510, 10)
 PERCENT_BASES_20 = range(20, 520, 20)
 # (subject, highest speed in km/h)
@@ -248,7 +249,7 @@ def _percent_steps(p: int, base: int) -> tuple[str, int]:
     if p == 50:
         result = base // 2
         return f"El 50% es la mitad: {base} / 2 = {result}.", result
-    if p in (25, 75):
+    if p in QUARTER_PERCENTS:
         quarter = base // 4
         first = f"El 25% es la cuarta parte: {base} / 4 = {quarter}."
         if p == 25:
@@ -262,13 +263,8 @@ def _percent_steps(p: int, base: int) -> tuple[str, int]:
 
 
 def _percent(rng: random.Random) -> WordProblem:
-    kind = rng.randrange(3)
-    if kind == 0:
-        p, base = 10 * rng.choice(TENTHS), rng.choice(PERCENT_BASES_10)
-    elif kind == 1:
-        p, base = 50, rng.choice(PERCENT_BASES_10)
-    else:
-        p, base = rng.choice((25, 75)), rng.choice(PERCENT_BASES_20)
+    p = rng.choice(PERCENTS)
+    base = rng.choice(PERCENT_BASES_20 if p in QUARTER_PERCENTS else PERCENT_BASES_10)
     steps, result = _percent_steps(p, base)
     item = rng.choice(PURCHASES)
     instruction = rng.choice(PERCENT_PHRASINGS).format(p=p, base=base, Item=item[0].upper() + item[1:])

@@ -57,7 +57,7 @@ def capital_example(fact: CapitalFact, phrasing: int, subset: str) -> Example:
     reason = REASONS[fact.reason]
     instruction = PHRASINGS[phrasing].format(de=fact.de)
     response = RESPONSE.format(de=fact.de, capital=fact.capital, reason=reason.text)
-    concepts = [fact.capital, fact.country, "capital", *reason.concepts]
+    concepts = list(dict.fromkeys([fact.capital, fact.country, "capital", *reason.concepts]))  # "Túnez" once
     return Example(instruction, response, TASK, fact.capital, concepts, subset)
 
 
