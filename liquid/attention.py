@@ -63,7 +63,7 @@ def _neighbour_blocks(blocks: Tensor, block_dim: int, before: int, after: int, p
 
 @dataclass
 class LocalKVCache:
-    """Rolling self-attention cache for one causal layer: keeps at most window_size - 1 past positions (slot memory O(W)).
+    """Rolling self-attention cache for one causal layer: keeps at most window_size - 1 past positions (O(W) memory).
 
     ``key`` / ``value``: (B, Hkv, S, dh) with S <= W - 1; keys are stored after the rotary embedding.
     ``seen_tokens``: absolute position of the next token.
@@ -220,7 +220,8 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         k_ctx = _neighbour_blocks(k.view(batch, num_kv_heads, num_blocks, block, head_dim), 2, before, after)
         v_ctx = _neighbour_blocks(v.view(batch, num_kv_heads, num_blocks, block, head_dim), 2, before, after)
         # k_ctx, v_ctx: (B, Hkv, nb, C, dh) with C = (before + 1 + after) * W
-        key_valid = _neighbour_blocks(valid.view(batch, num_blocks, block), 1, before, after, pad_value=False)  # (B, nb, C)
+        key_valid = _neighbour_blocks(valid.view(batch, num_blocks, block), 1, before, after, pad_value=False)
+        # key_valid: (B, nb, C)
 
         positions = torch.arange(padded_length, device=q.device).view(num_blocks, block)  # (nb, W)
         context = (before + 1 + after) * block
@@ -264,7 +265,8 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         end = cache.seen_tokens + new
         q_positions = torch.arange(end - new, end, device=q.device)
         k_positions = torch.arange(end - total, end, device=q.device)
-        mask = _window_mask(q_positions[:, None], k_positions[None, :], self.window_size, True, self.overlap)  # (c, S+c)
+        mask = _window_mask(q_positions[:, None], k_positions[None, :], self.window_size, True, self.overlap)
+        # mask: (c, S + c)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self._dropout_p(), enable_gqa=self.use_gqa
         )  # (B, H, c, dh)

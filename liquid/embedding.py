@@ -80,8 +80,8 @@ class LiquidEmbedding(nn.Module):
 
     With ``m_t = 1`` for real tokens and 0 for padding, K = ``kernel_size``, L = ``fft_window``, F = L // 2 + 1:
 
-    1. ``e_t = m_t E[x_t]``                                  (token table ``self.token_embedding``, shareable with the LM head)
-    2. ``h_t = m_t * sum_k w_k * e_{t + k - K + 1}``         causal (left-padded), or centred when bidirectional;
+    1. ``e_t = m_t E[x_t]``   (the table ``self.token_embedding`` can be shared with the LM head)
+    2. ``h_t = m_t * sum_k w_k * e_{t + k - K + 1}``   causal (left-padded), or centred when bidirectional;
        depthwise (one filter per channel), zero outside the sequence.
     3. ``X_t = rfft(h[window_t])`` over L positions, ``window_t = [t - L + 1, t]`` when causal,
        ``[t - L//2, t + L - L//2)`` when bidirectional; outside or padded positions count as zero.
@@ -150,8 +150,9 @@ class LiquidEmbedding(nn.Module):
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, state: EmbeddingState | None = None
     ) -> EmbeddingOutput:
-        """input_ids (B, T), attention_mask (B, T) with 1 = real token. With ``state`` (causal only) the
-        ids continue the sequence the state has seen and the state is updated in place."""
+        """input_ids (B, T), attention_mask (B, T) with 1 = real token. With ``state`` (causal only) the ids (and
+        the mask, if given, for these new positions only) continue the sequence the state has seen; the state is
+        updated in place."""
         batch, length = input_ids.shape
         self._validate(input_ids, attention_mask, state)
         if attention_mask is None:
@@ -161,23 +162,23 @@ class LiquidEmbedding(nn.Module):
         keep_rows = valid[..., None].to(self.token_embedding.weight.dtype)  # (B, T, 1)
 
         e = self.token_embedding(input_ids) * keep_rows  # (B, T, D)
-        e_history = _history(state.token_embeddings if state else None, self.kernel_size - 1, e)
+        e_history = _history(state.token_embeddings if state is not None else None, self.kernel_size - 1, e)
         h = self._convolve(e, e_history) * keep_rows  # (B, T, D)
-        h_history = _history(state.conv_outputs if state else None, self.fft_window - 1, h)
+        h_history = _history(state.conv_outputs if state is not None else None, self.fft_window - 1, h)
         fft_dtype = torch.promote_types(h.dtype, torch.float32)  # FFTs need fp32 at least (bf16 training)
         spectrum = torch.fft.rfft(self._windows(h, h_history).to(fft_dtype), dim=-1)  # (B, T, D, F)
 
         window_complexity = spectral_entropy(spectrum.detach())  # (B, T)
         complexity = self._sequence_complexity(window_complexity, valid, state)  # (B, T)
         ratio = (self.base_compression_ratio * (1.0 - complexity)).clamp_min(self.min_compression_ratio)  # (B, T)
-        z = self._compressed_sample(spectrum, ratio).to(h.dtype) * keep_rows  # (B, T, D)
-
-        reconstruction_loss = (z - h).square().sum() / (h.square().sum() + ENERGY_EPS)
+        z = self._compressed_sample(spectrum, ratio) * keep_rows.to(fft_dtype)  # (B, T, D), fp32 or fp64
+        h_fft = h.to(fft_dtype)
+        reconstruction_loss = (z - h_fft).square().sum() / (h_fft.square().sum() + ENERGY_EPS)
         valid_ratio = valid.to(ratio.dtype)
         compression_ratio = (ratio * valid_ratio).sum(SEQ_DIM) / valid_ratio.sum(SEQ_DIM).clamp_min(1.0)  # (B,)
         if state is not None:
             self._update_state(state, e_history, e, h_history, h, window_complexity, valid)
-        return EmbeddingOutput(e + z, compression_ratio, reconstruction_loss)
+        return EmbeddingOutput(e + z.to(e.dtype), compression_ratio, reconstruction_loss)
 
     def _validate(self, input_ids: Tensor, attention_mask: Tensor | None, state: EmbeddingState | None) -> None:
         if input_ids.dim() != 2:
@@ -187,8 +188,6 @@ class LiquidEmbedding(nn.Module):
                              f"got {tuple(attention_mask.shape)}")
         if state is not None and not self.causal:
             raise ValueError("the decode state is only defined for the causal embedding (causal=True)")
-        if state is not None and attention_mask is not None:
-            raise ValueError("the state path takes unpadded inputs: pass attention_mask=None with a state")
         end = input_ids.shape[SEQ_DIM] + (state.seen_tokens if state is not None else 0)
         if end > self.max_length:
             raise ValueError(f"sequence length {end} exceeds max_length={self.max_length}")

@@ -178,6 +178,18 @@ def test_decode_state_equals_full_causal_forward(chunks):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-12, rtol=0)
 
 
+def test_decode_state_with_mask_equals_masked_full_forward():
+    module = make(True)
+    ids = random_ids(2, 14)
+    mask = torch.ones(2, 14, dtype=torch.long)
+    mask[0, 9:] = 0
+    mask[1, 4] = 0
+    full = module(ids, attention_mask=mask).embeddings
+    state = EmbeddingState()
+    pieces = [module(ids[:, t : t + 1], attention_mask=mask[:, t : t + 1], state=state).embeddings for t in range(14)]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-12, rtol=0)
+
+
 def test_state_reorder_follows_beams():
     module = make(True)
     ids = random_ids(3, 12)
