@@ -4,7 +4,8 @@
     python benchmarks/bench_moe.py --device cuda --dtype bfloat16   # exercises the torch._grouped_mm path
 
 The dense baseline uses the same router and the same sparse combine weights, so both compute the
-same function (checked once per configuration); the ratio is dense time / grouped time.
+same function (checked once per configuration); the ratio is dense time / grouped time. On CPU the default
+`--clock thread` runs one torch thread timed by its CPU time (stable on a shared, busy machine).
 """
 
 from __future__ import annotations
@@ -39,24 +40,24 @@ def sparse_forward(layer: MoELayer, x: torch.Tensor) -> torch.Tensor:
     return layer(x).hidden_states
 
 
-def time_fwd_bwd(fn, layer: MoELayer, x: torch.Tensor) -> float:
+def time_fwd_bwd(fn, layer: MoELayer, x: torch.Tensor, clock) -> float:
     """Seconds of one forward + backward."""
     layer.zero_grad(set_to_none=True)
     if x.is_cuda:
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = clock()
     fn(layer, x).float().square().mean().backward()
     if x.is_cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def compare(layer: MoELayer, x: torch.Tensor, warmup: int, repeats: int) -> tuple[float, float]:
+def compare(layer: MoELayer, x: torch.Tensor, warmup: int, repeats: int, clock) -> tuple[float, float]:
     """Median (dense, grouped) seconds, alternating the two so machine load hits both alike."""
     dense, grouped = [], []
     for i in range(warmup + repeats):
-        dense_time = time_fwd_bwd(dense_forward, layer, x)
-        grouped_time = time_fwd_bwd(sparse_forward, layer, x)
+        dense_time = time_fwd_bwd(dense_forward, layer, x, clock)
+        grouped_time = time_fwd_bwd(sparse_forward, layer, x, clock)
         if i >= warmup:
             dense.append(dense_time)
             grouped.append(grouped_time)
@@ -74,11 +75,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument(
+        "--clock",
+        choices=["thread", "wall"],
+        default="thread",
+        help="thread (CPU only): one torch thread, timed by its CPU time, stable on a shared busy machine",
+    )
     args = parser.parse_args()
+    clock = time.perf_counter
+    if args.clock == "thread" and args.device == "cpu":
+        torch.set_num_threads(1)
+        clock = time.thread_time
     dtype = getattr(torch, args.dtype)
     tolerance = 1e-4 if dtype == torch.float32 else 5e-2
 
-    print(f"N={args.tokens} D={args.d_model} F={args.d_ff} top_k={args.top_k} {args.device} {args.dtype}, fwd+bwd median")
+    print(f"N={args.tokens} D={args.d_model} F={args.d_ff} top_k={args.top_k} {args.device} {args.dtype}")
+    print(f"forward+backward, median of {args.repeats}, dense and grouped alternating, {clock.__name__}")
     print(f"{'E':>4} {'dense ms':>10} {'grouped ms':>11} {'dense/grouped':>14}")
     for num_experts in args.experts:
         torch.manual_seed(0)
@@ -88,7 +100,7 @@ def main() -> None:
             diff = (dense_forward(layer, x) - sparse_forward(layer, x)).abs().max().item()
         if diff > tolerance:
             raise RuntimeError(f"grouped and dense outputs differ by {diff:.3g} for E={num_experts}")
-        dense, grouped = compare(layer, x, args.warmup, args.repeats)
+        dense, grouped = compare(layer, x, args.warmup, args.repeats, clock)
         print(f"{num_experts:>4} {dense * 1e3:>10.1f} {grouped * 1e3:>11.1f} {dense / grouped:>13.2f}x")
 
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-
-logger = logging.getLogger(__name__)
 
 REDUCTIONS = ("mean", "sum", "none")
 DEFAULT_IGNORE_INDEX = -100
@@ -52,7 +49,9 @@ class OptimizedFocalLoss(nn.Module):
             alpha = torch.tensor(alpha, dtype=torch.float32)
         if isinstance(alpha, Tensor):
             if alpha.dim() != 1 or (alpha < 0).any():
-                raise ValueError(f"per-class alpha must be a 1-D tensor of non-negative weights, got shape {tuple(alpha.shape)}")
+                raise ValueError(
+                    f"per-class alpha must be a 1-D tensor of non-negative weights, got shape {tuple(alpha.shape)}"
+                )
             self.register_buffer("alpha", alpha.detach().clone().to(torch.promote_types(alpha.dtype, torch.float32)))
         else:
             if alpha is not None and alpha < 0:
@@ -63,7 +62,9 @@ class OptimizedFocalLoss(nn.Module):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """logits (N, V) with targets (N,), or (B, T, V) with (B, T)."""
         if logits.shape[:-1] != targets.shape:
-            raise ValueError(f"logits {tuple(logits.shape)} must be targets {tuple(targets.shape)} plus a class dimension")
+            raise ValueError(
+                f"logits {tuple(logits.shape)} must be targets {tuple(targets.shape)} plus a class dimension"
+            )
         num_classes = logits.shape[-1]
         if self.alpha is not None and self.alpha.numel() != num_classes:
             raise ValueError(f"per-class alpha has {self.alpha.numel()} entries but logits have {num_classes} classes")

@@ -160,7 +160,10 @@ class MoELayer(nn.Module):
         if mask is not None and mask.shape != x.shape[:-1]:
             raise ValueError(f"mask shape {tuple(mask.shape)} must equal input shape without D {tuple(x.shape[:-1])}")
         x_flat = x.reshape(-1, self.d_model)  # (N, D)
-        real = torch.ones(x_flat.shape[0], dtype=torch.bool, device=x.device) if mask is None else mask.reshape(-1).bool()
+        if mask is None:
+            real = torch.ones(x_flat.shape[0], dtype=torch.bool, device=x.device)  # (N,)
+        else:
+            real = mask.reshape(-1).bool()  # (N,)
         router_logits = self.router(x_flat)  # (N, E)
         probs = torch.softmax(router_logits, dim=-1, dtype=_router_dtype(router_logits))  # (N, E)
         routing = self._route(probs, real)
@@ -219,7 +222,9 @@ class MoELayer(nn.Module):
         counts = torch.bincount(flat_experts, minlength=self.num_experts).to(routing.weights.dtype)  # (E,)
         return counts / counts.sum().clamp(min=1)
 
-    def _aux_loss(self, router_logits: Tensor, probs: Tensor, expert_load: Tensor, real: Tensor, num_real: Tensor) -> Tensor:
+    def _aux_loss(
+        self, router_logits: Tensor, probs: Tensor, expert_load: Tensor, real: Tensor, num_real: Tensor
+    ) -> Tensor:
         real_f = real.to(probs.dtype)[:, None]  # (N, 1)
         mean_probs = (probs * real_f).sum(dim=0) / num_real  # (E,)
         balance = self.num_experts * (expert_load * mean_probs).sum()

@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ class ActivationMonitor:
         figure.tight_layout()
         figure.savefig(path, format="png")
 
-    def _make_hook(self, name: str):
+    def _make_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             if not self.should_record():
                 return
@@ -143,7 +143,7 @@ class ActivationMonitor:
 
         return hook
 
-    def _make_grad_hook(self, name: str):
+    def _make_grad_hook(self, name: str) -> Callable[[Tensor], None]:
         def grad_hook(grad: Tensor) -> None:
             with torch.no_grad():
                 norm_sq = grad.detach().to(_stat_dtype(grad)).square().sum()
@@ -262,15 +262,18 @@ def _stat_dtype(tensor: Tensor) -> torch.dtype:
 def _activation_stats(output: Tensor) -> Tensor:
     """(5,) tensor in ACTIVATION_STATS order, computed over finite values, without a host sync."""
     values = output.detach().to(_stat_dtype(output)).reshape(-1)  # (n,)
+    total = values.numel()
     finite = torch.isfinite(values)
     num_finite = finite.sum()
-    zeros = torch.zeros_like(values)
-    finite_values = torch.where(finite, values, zeros)
+    num_nonfinite = total - num_finite
+    finite_values = torch.where(finite, values, 0.0)  # non-finite entries replaced by 0
     mean = finite_values.sum() / num_finite.clamp(min=1)
-    centred = torch.where(finite, values - mean, zeros)
-    std = (centred.square().sum() / (num_finite - 1).clamp(min=1)).sqrt()
-    max_abs = finite_values.abs().max()
-    total = values.numel()
-    zero_frac = (values == 0).sum() / total
-    nonfinite_frac = (total - num_finite) / total
+    centred = finite_values - mean
+    # Each replaced entry adds (0 - mean)^2 to the dot product: take it back out.
+    squares = torch.dot(centred, centred) - num_nonfinite * mean.square()
+    std = (squares.clamp(min=0) / (num_finite - 1).clamp(min=1)).sqrt()
+    low, high = torch.aminmax(finite_values)
+    max_abs = torch.maximum(low.abs(), high.abs())
+    zero_frac = (total - torch.count_nonzero(values)) / total  # NaN counts as non-zero
+    nonfinite_frac = num_nonfinite / total
     return torch.stack([mean, std, max_abs, zero_frac.to(mean.dtype), nonfinite_frac.to(mean.dtype)])

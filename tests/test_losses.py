@@ -37,7 +37,12 @@ def reference_focal(logits: torch.Tensor, targets: torch.Tensor, gamma: float, a
             continue
         norm = sum(math.exp(v) for v in row)
         probs = [math.exp(v) / norm for v in row]
-        weight = [1.0] * VOCAB if alpha is None else [float(alpha)] * VOCAB if isinstance(alpha, float) else alpha.tolist()
+        if alpha is None:
+            weight = [1.0] * VOCAB
+        elif isinstance(alpha, float):
+            weight = [alpha] * VOCAB
+        else:
+            weight = alpha.tolist()
 
         def fl(c: int) -> float:
             return -weight[c] * (1 - probs[c]) ** gamma * math.log(probs[c])

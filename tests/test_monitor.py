@@ -224,7 +224,8 @@ def test_dataclass_output_uses_hidden_states_field() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(every_n_steps=0), dict(vanishing_threshold=-1.0), dict(exploding_threshold=0.0), dict(modules=["nope"])]
+    "kwargs",
+    [dict(every_n_steps=0), dict(vanishing_threshold=-1.0), dict(exploding_threshold=0.0), dict(modules=["nope"])],
 )
 def test_invalid_options_raise(kwargs: dict) -> None:
     model, _ = make_model()
