@@ -18,7 +18,9 @@ import logging
 import sys
 from pathlib import Path
 
+import datasets
 import torch
+import transformers
 
 from liquid import metrics
 from liquid.data import DataError, load_splits
@@ -137,6 +139,8 @@ def write_outputs(directory: str, report: dict, scored: list[dict]) -> None:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    transformers.utils.logging.disable_progress_bar()  # our own tqdm bar is the one that matters
+    datasets.disable_progress_bars()
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device

@@ -206,7 +206,7 @@ class MoELayer(nn.Module):
             return output
         expert_out = self._run_experts(x_flat.index_select(0, sorted_tokens), counts)  # (M, D)
         expert_out = expert_out * sorted_weights[:, None].to(expert_out.dtype)
-        return output.index_add(0, sorted_tokens, expert_out)
+        return output.index_add(0, sorted_tokens, expert_out.to(output.dtype))  # autocast: experts may run in bf16
 
     def _run_experts(self, x_sorted: Tensor, counts: Tensor) -> Tensor:
         if self._grouped_mm_usable and x_sorted.is_cuda and x_sorted.dtype == GROUPED_MM_DTYPE:

@@ -233,3 +233,14 @@ def test_wrong_mask_shape_raises() -> None:
     x, mask = make_inputs()
     with pytest.raises(ValueError, match="mask shape"):
         layer(x, mask[:, :-1])
+
+
+def test_bf16_autocast_runs_and_stays_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    layer = MoELayer(16, 32, num_experts=4, top_k=2)
+    x = torch.randn(2, 5, 16)
+    reference = layer(x).hidden_states
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x).hidden_states
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), reference, rtol=5e-2, atol=5e-2)

@@ -22,6 +22,15 @@ TINY_FLAGS = ["--preset", "tiny", "--num_epochs", "100", "--vocab_size", "200", 
               "--device", "cpu", "--precision", "fp32"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, spinning thread pools make tiny steps 10-50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_rows(path: Path, count: int, seed: int, equal_lengths: bool = False) -> Path:
     """Tiny math/sentiment rows; with `equal_lengths` every row is the same template with one-digit numbers."""
     rng = random.Random(seed)
@@ -143,3 +152,44 @@ def test_optimizer_decays_only_matrices_outside_embeddings_and_norms():
     assert decayed == {id(model["proj"].weight), id(model["experts"][0])}
     assert plain == {id(model["embed"].weight), id(model["proj"].bias), id(model["norm"].weight),
                      id(model["norm"].bias)}
+
+
+def test_validation_logs_loss_and_accuracy_and_keeps_the_best(tmp_path):
+    from liquid.data import Seq2SeqCollator
+    from liquid.modeling import LiquidFoundationModelOptimized
+    from transformers import AutoTokenizer
+
+    train_file = write_rows(tmp_path / "train.jsonl", 6, seed=4)
+    validation_file = write_rows(tmp_path / "validation.jsonl", 3, seed=5)
+    out = tmp_path / "run"
+    result = run([*TINY_FLAGS, "--train_file", str(train_file), "--validation_file", str(validation_file),
+                  "--batch_size", "4", "--max_steps", "2", "--eval_every", "1", "--eval_samples", "50",
+                  "--save_every", "0", "--output_dir", str(out)])
+    evals = {r["step"]: r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())
+             if r["type"] == "eval"}
+    assert sorted(evals) == [1, 2]
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 and "val_accuracy_math" in r for r in evals.values())
+    best_step = max(evals, key=lambda s: (evals[s]["val_accuracy"], -evals[s]["val_loss"]))
+    assert result.best_checkpoint == out / "best"
+    state = torch.load(out / "best" / "trainer_state.pt", weights_only=False)
+    assert state["best_step"] == best_step
+
+    # independent recomputation of the best step's validation cross-entropy from the saved best model
+    model = LiquidFoundationModelOptimized.from_pretrained(out / "best").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "best")
+    rows = [json.loads(line) for line in validation_file.read_text().splitlines()]
+    batch = Seq2SeqCollator(tokenizer, 24, 24)(rows)
+    with torch.no_grad():
+        logits = model(**batch).logits.double()
+    reference = nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+    assert evals[best_step]["val_ce_loss"] == pytest.approx(reference.item(), abs=1e-4)
+
+
+def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):
+    data = write_rows(tmp_path / "train.jsonl", 6, seed=6)
+    out = tmp_path / "run"
+    result = run([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_steps", "50",
+                  "--max_time_minutes", "1e-6", "--save_every", "0", "--output_dir", str(out)])
+    assert (result.stop_reason, result.step) == ("time_limit", 1)
+    assert result.last_checkpoint == out / "checkpoint-1"
+    assert torch.load(out / "checkpoint-1" / "trainer_state.pt", weights_only=False)["step"] == 1

@@ -46,6 +46,7 @@ class TrainerState:
     epoch: int = 0  # current epoch (0-based)
     batch_in_epoch: int = 0  # global batches of the current epoch already consumed
     best_metric: float | None = None  # best validation accuracy so far
+    best_loss: float | None = None  # its validation loss (breaks accuracy ties)
     best_step: int | None = None
     bad_steps_in_row: int = 0
     optimizer: dict[str, Any] = field(default_factory=dict)

@@ -479,6 +479,12 @@ class Trainer:
         barrier(self.ctx)
         return target
 
+    def _is_best(self, result: Mapping[str, float]) -> bool:
+        """Higher validation accuracy wins; on a tie, lower validation loss."""
+        if self.state.best_metric is None:
+            return True
+        return (result["val_accuracy"], -result["val_loss"]) > (self.state.best_metric, -self.state.best_loss)
+
     def _validate(self) -> dict[str, float] | None:
         """Rank 0 evaluates, logs, and keeps ``best/``; the other ranks wait."""
         if not self.data.eval_rows:
@@ -489,8 +495,8 @@ class Trainer:
             self.log.write("eval", self.state.step, result)
             logger.info("step %d: %s", self.state.step,
                         ", ".join(f"{key} {value:.4f}" for key, value in result.items()))
-            if self.state.best_metric is None or result["val_accuracy"] > self.state.best_metric:
-                self.state.best_metric = result["val_accuracy"]
+            if self._is_best(result):
+                self.state.best_metric, self.state.best_loss = result["val_accuracy"], result["val_loss"]
                 self.state.best_step = self.state.step
                 self._snapshot()
                 self.best_checkpoint = ckpt.save_checkpoint(self.output_dir / ckpt.BEST_DIR, self.model,
