@@ -16,8 +16,7 @@ from torch import nn
 from liquid.attention import CrossAttention, EnhancedLocalAttention
 from liquid.cache import LiquidCache
 from liquid.config import LiquidConfig
-from liquid.embedding import LiquidEmbedding
-from liquid.encoder import build_moe, masked
+from liquid.encoder import build_embedding, build_moe, masked
 
 
 @dataclass
@@ -68,13 +67,7 @@ class LiquidDecoder(nn.Module):
     def __init__(self, config: LiquidConfig):
         super().__init__()
         self.config = config
-        self.embedding = LiquidEmbedding(
-            config.vocab_size, config.d_model, config.max_position_embeddings,
-            base_compression_ratio=config.base_compression_ratio,
-            min_compression_ratio=config.min_compression_ratio, causal=True,
-            kernel_size=config.embedding_kernel_size, fft_window=config.fft_window,
-            padding_idx=config.pad_token_id,
-        )
+        self.embedding = build_embedding(config, causal=True)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         self.norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
 

@@ -77,6 +77,16 @@ class EncoderLayer(nn.Module):
         return x + self.dropout(moe.hidden_states), moe
 
 
+def build_embedding(config: LiquidConfig, causal: bool) -> LiquidEmbedding:
+    return LiquidEmbedding(
+        config.vocab_size, config.d_model, config.max_position_embeddings,
+        base_compression_ratio=config.base_compression_ratio,
+        min_compression_ratio=config.min_compression_ratio, causal=causal,
+        kernel_size=config.embedding_kernel_size, fft_window=config.fft_window,
+        padding_idx=config.pad_token_id,
+    )
+
+
 def build_moe(config: LiquidConfig) -> MoELayer:
     return MoELayer(
         config.d_model, config.d_ff, config.num_experts, top_k=config.moe_top_k, dynamic_k=config.dynamic_k,
@@ -93,13 +103,7 @@ class BidirectionalEncoder(nn.Module):
     def __init__(self, config: LiquidConfig):
         super().__init__()
         self.config = config
-        self.embedding = LiquidEmbedding(
-            config.vocab_size, config.d_model, config.max_position_embeddings,
-            base_compression_ratio=config.base_compression_ratio,
-            min_compression_ratio=config.min_compression_ratio, causal=False,
-            kernel_size=config.embedding_kernel_size, fft_window=config.fft_window,
-            padding_idx=config.pad_token_id,
-        )
+        self.embedding = build_embedding(config, causal=False)
         self.convs = nn.ModuleList(DilatedConvBlock(config, 2**i) for i in range(config.conv_layers))
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)

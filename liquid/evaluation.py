@@ -16,11 +16,11 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, PreTr
 
 import liquid  # noqa: F401  (registers the liquid model with the Auto classes)
 from liquid import metrics
+from liquid.training.checkpoint import resolve_model_dir
 
 logger = logging.getLogger(__name__)
 
 MAX_UNKNOWN_SHARE = 0.02  # a test file whose tokens are more than 2% <unk> was not made for this tokenizer
-CHECKPOINT_GLOB = "checkpoint-*"
 
 
 class EvaluationError(ValueError):
@@ -32,14 +32,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise EvaluationError(f"--model_path {path} does not exist")
-    if (path / "config.json").is_file():
-        return path
-    if (path / "best" / "config.json").is_file():
-        return path / "best"
-    checkpoints = sorted(p for p in path.glob(CHECKPOINT_GLOB) if (p / "config.json").is_file())
-    if checkpoints:
-        return checkpoints[-1]
-    raise EvaluationError(f"no checkpoint in {path}: expected config.json, best/ or checkpoint-*/")
+    try:
+        return resolve_model_dir(path)
+    except FileNotFoundError as err:
+        raise EvaluationError(str(err)) from None
 
 
 def load_model_and_tokenizer(path: str | Path, device: str | torch.device = "cpu"):

@@ -104,7 +104,7 @@ def test_foreign_checkpoint(tmp_path, capsys):
 
 
 def test_directory_without_checkpoint(tmp_path, capsys):
-    expect_error(["--model_path", str(tmp_path)], capsys, "no checkpoint")
+    expect_error(["--model_path", str(tmp_path)], capsys, "no model there")
 
 
 def test_test_file_that_does_not_match_the_tokenizer(checkpoint, tmp_path, capsys):

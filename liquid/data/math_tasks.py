@@ -44,6 +44,37 @@ def operand(n: int) -> str:
     return f"({n})" if n < 0 else str(n)
 
 
+def signed_arithmetic(left: int, op: str, right: int) -> str:
+    """``left op right = ... = result`` for right >= 0, with the sign rule written out as its own step.
+
+    Only unsigned additions and subtractions are ever computed: ``-28 - 8 = -(28 + 8) = -36``,
+    ``5 - 12 = -(12 - 5) = -7``, ``-28 + 8 = -(28 - 8) = -20``, ``-5 + 12 = 12 - 5 = 7``.
+    """
+    result = left - right if op == "-" else left + right
+    head = f"{left} {op} {right}"
+    if left >= 0 and (op == "+" or left >= right):
+        return f"{head} = {result}"
+    if op == "-":
+        inner = f"{right} - {left}" if left >= 0 else f"{-left} + {right}"
+        return f"{head} = -({inner}) = {result}"
+    if -left >= right:
+        return f"{head} = -({-left} - {right}) = {result}"
+    return f"{head} = {right} - {-left} = {result}"
+
+
+def signed_division(numerator: int, divisor: int) -> str:
+    """``n / d = ... = q`` with the sign rule as its own step: ``-36 / 4 = -(36 / 4) = -9``,
+    ``-20 / (-5) = 20 / 5 = 4``; only divisions of non-negative numbers are computed."""
+    quotient = numerator // divisor
+    head = f"{numerator} / {operand(divisor)}"
+    if numerator == 0 or (numerator > 0 and divisor > 0):
+        return f"{head} = {quotient}"
+    unsigned = f"{abs(numerator)} / {abs(divisor)}"
+    if (numerator < 0) != (divisor < 0):
+        return f"{head} = -({unsigned}) = {quotient}"
+    return f"{head} = {unsigned} = {quotient}"
+
+
 @dataclass(frozen=True)
 class EquationForm:
     """One equation shape: c from (a, b, x), its text, its solution steps and the operation words."""
@@ -62,8 +93,8 @@ def _move_then_divide(sign: int, op_word: str, op: str) -> Callable[[int, int, i
         coef = sign * a
         moved = c - b if op == "-" else c + b
         coef_text = f"{'-' if coef < 0 else ''}{a}"
-        return (f"{op_word} {b} en ambos lados: {coef_text}x = {c} {op} {b} = {moved}. "
-                f"Dividimos ambos lados entre {coef}: x = {moved} / {operand(coef)} = {x}.")
+        return (f"{op_word} {b} en ambos lados: {coef_text}x = {signed_arithmetic(c, op, b)}. "
+                f"Dividimos ambos lados entre {coef}: x = {signed_division(moved, coef)}.")
 
     return steps
 
@@ -73,8 +104,8 @@ def _divide_then_move(op_word: str, op: str, inner: str) -> Callable[[int, int, 
 
     def steps(a: int, b: int, c: int, x: int) -> str:
         quotient = c // a
-        return (f"Dividimos ambos lados entre {a}: x {inner} {b} = {c} / {a} = {quotient}. "
-                f"{op_word} {b} en ambos lados: x = {quotient} {op} {b} = {x}.")
+        return (f"Dividimos ambos lados entre {a}: x {inner} {b} = {signed_division(c, a)}. "
+                f"{op_word} {b} en ambos lados: x = {signed_arithmetic(quotient, op, b)}.")
 
     return steps
 
