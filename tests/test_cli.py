@@ -14,7 +14,10 @@ import pytest
 import torch
 
 import main as cli
-from liquid.training.args import ArgsError, parse_args, parse_overrides
+from liquid.training.args import (
+    DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE, DEFAULT_MAX_STEPS, DEFAULT_NUM_EPOCHS, ArgsError, parse_args,
+    parse_overrides,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
@@ -87,9 +90,24 @@ def test_overrides_are_typed_by_the_config_fields():
 def test_defaults_and_output_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = parse_args([])
-    assert (args.batch_size, args.learning_rate, args.preset) == (16, 1e-3, "small")
+    assert (args.batch_size, args.learning_rate, args.preset) == (DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE, "small")
     assert Path(args.output_dir) == Path("checkpoints") / args.run_name and args.run_name.startswith("small-")
     assert parse_args(["--run_name", "mine"]).output_dir == str(Path("checkpoints") / "mine")
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [([], (DEFAULT_NUM_EPOCHS, DEFAULT_MAX_STEPS)), (["--num_epochs", "10"], (10, 0)),
+     (["--max_steps", "50"], (None, 50)), (["--num_epochs", "3", "--max_steps", "7"], (3, 7))],
+)
+def test_run_length_defaults_apply_only_when_no_length_is_given(tmp_path, flags, expected):
+    args = parse_args([*flags, "--output_dir", str(tmp_path / "run")])
+    epochs, steps = expected
+    assert args.max_steps == steps
+    if epochs is not None:
+        assert args.num_epochs == epochs
+    else:  # --max_steps alone: epochs never stop the run first
+        assert args.num_epochs * 1000 > steps
 
 
 def test_resume_auto_without_checkpoint_starts_fresh(tmp_path):
