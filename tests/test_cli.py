@@ -59,7 +59,7 @@ def bad_argument_cases(tmp_path: Path, train_file: Path) -> list[tuple[list[str]
         (["--preset", "huge"], "--preset 'huge' is unknown"),
         (["--set", "no_such_field=1"], "unknown LiquidConfig field"),
         (["--set", "d_model=wide"], "--set d_model=wide: expected int"),
-        (["--set", "num_heads=3"], "divisible by num_heads"),
+        (["--set", "num_heads=5"], "divisible by num_heads"),
         (["--output_dir", str(blocker / "run")], "is not writable"),
         (["--train_file", str(tmp_path / "missing.jsonl")], "missing.jsonl: file not found"),
         (["--resume", str(empty_dir)], "no checkpoint there"),
