@@ -197,11 +197,14 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
         )
 
     def num_parameters_breakdown(self) -> dict[str, int]:
-        """Parameters per top-level part (shared table counted once)."""
+        """Parameters per top-level part (shared table counted once), and the most one token uses:
+        `active` counts `moe_top_k` of the `num_experts` experts in every MoE layer."""
         parts = {"embedding": self.shared.weight.numel()}
         for name in ("encoder", "decoder"):
             module = getattr(self, name)
             parts[name] = sum(p.numel() for n, p in module.named_parameters()
                               if "token_embedding" not in n)
         parts["total"] = sum(p.numel() for p in self.parameters())
+        experts = sum(p.numel() for m in self.modules() if isinstance(m, SwiGLUExperts) for p in m.parameters())
+        parts["active"] = parts["total"] - experts + experts * self.config.moe_top_k // self.config.num_experts
         return parts

@@ -46,3 +46,14 @@ def test_invalid_combinations_say_what_is_allowed(overrides, message):
 def test_receptive_field_formula():
     config = LiquidConfig(conv_layers=3, conv_kernel_size=3)
     assert config.receptive_field == 1 + 2 * (1 + 2 + 4)
+
+
+def test_active_parameters_count_top_k_of_the_experts():
+    config = LiquidConfig.from_preset("tiny", num_experts=4, moe_top_k=2)
+    with torch.device("meta"):
+        model = LiquidFoundationModelOptimized(config)
+    parts = model.num_parameters_breakdown()
+    per_expert = 3 * config.d_model * config.d_ff  # SwiGLU: gate, up, down
+    moe_layers = config.encoder_layers + config.decoder_layers
+    unused = moe_layers * (config.num_experts - config.moe_top_k) * per_expert
+    assert parts["active"] == parts["total"] - unused
