@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -128,13 +129,18 @@ def answer_prompts(model, tokenizer, prompts, args) -> None:
         sys.stdout.flush()
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: a crash never leaves half a report."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_outputs(directory: str, report: dict, scored: list[dict]) -> None:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with open(out / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for row in scored:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_atomically(out / "predictions.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in scored))
+    write_atomically(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def main(argv=None) -> int:
