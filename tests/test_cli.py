@@ -15,7 +15,7 @@ import torch
 
 import main as cli
 from liquid.training.args import (
-    DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE, DEFAULT_MAX_STEPS, DEFAULT_NUM_EPOCHS, ArgsError, parse_args,
+    DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE, DEFAULT_TIME_BUDGET_MINUTES, ArgsError, parse_args,
     parse_overrides,
 )
 
@@ -97,13 +97,15 @@ def test_defaults_and_output_dir(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "flags, expected",
-    [([], (DEFAULT_NUM_EPOCHS, DEFAULT_MAX_STEPS)), (["--num_epochs", "10"], (10, 0)),
-     (["--max_steps", "50"], (None, 50)), (["--num_epochs", "3", "--max_steps", "7"], (3, 7))],
+    [([], (None, 0, DEFAULT_TIME_BUDGET_MINUTES)), (["--max_time_minutes", "3"], (None, 0, 3.0)),
+     (["--num_epochs", "10"], (10, 0, None)), (["--max_steps", "50"], (None, 50, None)),
+     (["--num_epochs", "3", "--max_steps", "7"], (3, 7, None)), (["--max_steps", "9", "--max_time_minutes", "2"], (None, 9, 2.0))],
 )
 def test_run_length_defaults_apply_only_when_no_length_is_given(tmp_path, flags, expected):
     args = parse_args([*flags, "--output_dir", str(tmp_path / "run")])
-    epochs, steps = expected
+    epochs, steps, minutes = expected
     assert args.max_steps == steps
+    assert args.max_time_minutes == minutes
     if epochs is not None:
         assert args.num_epochs == epochs
     else:  # --max_steps alone: epochs never stop the run first

@@ -315,6 +315,16 @@ def test_coverage_without_concepts_uses_reference_content_words():
     assert coverage("", row) == 0.0
 
 
+@pytest.mark.parametrize("concepts", [[], None, [""]])
+def test_coverage_of_an_answer_only_reference_is_not_free(concepts):
+    """An empty (or absent) concept list falls back to the reference: its numbers count as content, so a
+    wrong answer does not score 1.0 (it did when only words of >= 4 letters counted)."""
+    row = {"task": "math", "response": "x = -5", **({"concepts": concepts} if concepts is not None else {})}
+    assert coverage("x = 3", row) == 0.0
+    assert coverage("La solución es x = -5.", row) == 1.0
+    assert coverage("anything", {"task": "math", "concepts": [], "response": ""}) == 1.0
+
+
 # ----------------------------------------------------------------------------- corpus scores
 def _lcs_f1(prediction: list[str], reference: list[str]) -> float:
     table = [[0] * (len(reference) + 1) for _ in range(len(prediction) + 1)]

@@ -193,3 +193,34 @@ def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):
     assert (result.stop_reason, result.step) == ("time_limit", 1)
     assert result.last_checkpoint == out / "checkpoint-1"
     assert torch.load(out / "checkpoint-1" / "trainer_state.pt", weights_only=False)["step"] == 1
+
+
+def test_time_budget_schedule_reaches_its_floor_at_the_budget(tmp_path, monkeypatch):
+    """progress = max(step share, elapsed / budget): the cosine is half-way at half the budget, 0 at the end,
+    and elapsed time carries over a resume (state.elapsed_seconds)."""
+    data = write_rows(tmp_path / "train.jsonl", 6, seed=6)
+    args = parse_args([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_time_minutes", "10",
+                       "--output_dir", str(tmp_path / "run")])
+    trainer = trainer_module.Trainer(args, trainer_module.init_distributed(args.device))
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: clock["now"])
+    trainer._fit_start = 1000.0
+    step = 2  # past the 1-step warmup, a negligible share of the 300 steps
+    assert trainer.lr_factor(0) == 0.0
+    clock["now"] = 1000.0 + 5 * 60
+    assert trainer.lr_factor(step) == pytest.approx(0.5, abs=0.01)
+    clock["now"] = 1000.0 + 10 * 60
+    assert trainer.lr_factor(step) == pytest.approx(0.0, abs=1e-9)
+    trainer._elapsed_before, trainer._fit_start = 7.5 * 60, clock["now"]  # resumed after 7.5 of 10 minutes
+    assert trainer.lr_factor(step) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.75)), abs=0.01)
+
+
+def test_accuracy_plot_is_against_wall_clock_minutes(tmp_path):
+    from liquid.training import plots
+
+    records = [{"type": "eval", "step": 10, "elapsed_minutes": 1.5, "val_accuracy": 0.2, "val_accuracy_math": 0.1},
+               {"type": "eval", "step": 20, "elapsed_minutes": 3.0, "val_accuracy": 0.6, "val_accuracy_math": 0.5}]
+    assert plots.plot_accuracy_vs_time(records, tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plots.plot_accuracy_vs_time([{"type": "eval", "step": 1, "val_accuracy": 0.1}], tmp_path / "b.png")
+    assert not (tmp_path / "b.png").exists()

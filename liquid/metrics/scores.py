@@ -230,15 +230,19 @@ def coherence(prediction: str, row: Mapping, entity_vocab: Collection[str] | Non
 
 
 def content_words(text: str) -> list[str]:
-    """Normalised words of >= MIN_CONTENT_WORD_CHARS characters that are not stopwords, first occurrence order."""
-    words = [word for word in normalize(text).split() if len(word) >= MIN_CONTENT_WORD_CHARS]
-    return list(dict.fromkeys(word for word in words if word not in STOPWORDS))
+    """Normalised numbers, and words of >= MIN_CONTENT_WORD_CHARS characters that are not stopwords, in
+    first-occurrence order ("x = -5" -> ["-5"]: an answer-only reference still has something to cover)."""
+    words = normalize(text).split()
+    kept = (word for word in words
+            if any(ch.isdigit() for ch in word) or (len(word) >= MIN_CONTENT_WORD_CHARS and word not in STOPWORDS))
+    return list(dict.fromkeys(kept))
 
 
 def coverage(prediction: str, row: Mapping) -> float:
     """Share of the row's concepts (else the reference's content words) found in the prediction.
 
-    Matching is on normalised text as whole-word spans; with nothing to cover the score is 1.0.
+    A missing or empty `concepts` list falls back to the reference's content words (numbers included);
+    matching is on normalised text as whole-word spans; only an empty reference scores 1.0 (nothing to cover).
     """
     concepts = row.get("concepts")
     targets = [normalize(c) for c in concepts if isinstance(c, str)] if isinstance(concepts, list) else []

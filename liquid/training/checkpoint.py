@@ -49,6 +49,7 @@ class TrainerState:
     best_loss: float | None = None  # its validation loss (breaks accuracy ties)
     best_step: int | None = None
     bad_steps_in_row: int = 0
+    elapsed_seconds: float = 0.0  # training wall-clock time so far (the time-budget schedule resumes from it)
     optimizer: dict[str, Any] = field(default_factory=dict)
     scheduler: dict[str, Any] = field(default_factory=dict)
     scaler: dict[str, Any] | None = None

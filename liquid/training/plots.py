@@ -2,6 +2,8 @@
 
 - ``loss.png``: training losses (total, token, cross-entropy) and validation losses over steps, and
   validation accuracy on a second axis row.
+- ``accuracy.png``: validation accuracy per task against training wall-clock minutes (the learning curve
+  that matters for a time-budgeted run).
 - ``expert_load.png``: one row per decoder MoE layer, one line per expert: the share of routed tokens
   the expert received at each logged step (a balanced layer sits at 1 / num_experts).
 
@@ -20,6 +22,7 @@ from matplotlib.figure import Figure
 logger = logging.getLogger(__name__)
 
 LOSS_PLOT = "loss.png"
+ACCURACY_PLOT = "accuracy.png"
 EXPERT_LOAD_PLOT = "expert_load.png"
 FIGURE_WIDTH_INCHES = 9.0
 ROW_HEIGHT_INCHES = 3.0
@@ -64,6 +67,27 @@ def plot_losses(records: Sequence[dict[str, Any]], path: Path) -> None:
     figure.savefig(path, format="png")
 
 
+def plot_accuracy_vs_time(records: Sequence[dict[str, Any]], path: Path) -> bool:
+    """Writes the plot; False (nothing written) when no validation carries a wall-clock time."""
+    evals = [r for r in latest_per_step(records, "eval") if r.get("elapsed_minutes") is not None]
+    if not evals:
+        return False
+    figure, (axis,) = _new_figure(1)
+    minutes = [r["elapsed_minutes"] for r in evals]
+    for key in sorted({key for r in evals for key in r if key.startswith("val_accuracy")}):
+        label = key.removeprefix("val_accuracy").lstrip("_") or "overall"
+        axis.plot(minutes, [r.get(key, float("nan")) for r in evals], marker="o", label=label,
+                  linewidth=2.5 if label == "overall" else 1.5)
+    axis.set_xlabel("training wall-clock (minutes)")
+    axis.set_ylabel("validation accuracy")
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return True
+
+
 def plot_expert_load(records: Sequence[dict[str, Any]], path: Path) -> bool:
     """Writes the plot; False (nothing written) when no record carries expert loads."""
     train = [r for r in latest_per_step(records, "train") if r.get("expert_load")]
@@ -91,10 +115,12 @@ def plot_run(records: Sequence[dict[str, Any]], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / LOSS_PLOT]
     plot_losses(records, written[0])
+    if plot_accuracy_vs_time(records, directory / ACCURACY_PLOT):
+        written.append(directory / ACCURACY_PLOT)
     if plot_expert_load(records, directory / EXPERT_LOAD_PLOT):
         written.append(directory / EXPERT_LOAD_PLOT)
     logger.info("plots written to %s", directory)
     return written
 
 
-__all__ = ["latest_per_step", "plot_expert_load", "plot_losses", "plot_run"]
+__all__ = ["latest_per_step", "plot_accuracy_vs_time", "plot_expert_load", "plot_losses", "plot_run"]

@@ -5,7 +5,11 @@ One optimizer step consumes one global batch split into `grad_accum_steps` micro
     g = (1/A) sum_{a=1..A} grad L(micro-batch a)      (A = grad_accum_steps; DDP also averages over ranks)
     g <- g * min(1, max_grad_norm / ||g||_2)           (clipping)
     AdamW step with lr_t = lr * t / warmup                       for t < warmup
-                     lr_t = lr * 0.5 * (1 + cos(pi * progress))  after (progress from 0 to 1 over the rest)
+                     lr_t = lr * 0.5 * (1 + cos(pi * progress))  after, with
+    progress = max((t - warmup) / (T - warmup), elapsed / budget)   (T total steps; budget = max_time_minutes)
+
+so with a time budget the learning rate reaches its floor (0) exactly when the budget is spent, whatever
+the machine's speed, and equal-wall-clock runs are one flag (`--max_time_minutes`).
 
 Weight decay applies only to parameters with ndim >= 2 that are not embeddings or norms.
 A step whose loss (or gradient norm) is not finite is skipped (gradients dropped) and logged;
@@ -36,7 +40,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
 
 from liquid.config import LiquidConfig
 from liquid.modeling import LiquidFoundationModelOptimized
@@ -308,7 +311,9 @@ class Trainer:
                            args.warmup_steps, self.total_steps)
 
         self.optimizer = build_optimizer(self.model, args.learning_rate, args.weight_decay)
-        self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, args.warmup_steps, self.total_steps)
+        self._fit_start: float | None = None  # monotonic clock at the start of fit(); elapsed time is
+        self._elapsed_before = self.state.elapsed_seconds  # ... this plus the time since then
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.scaler = torch.amp.GradScaler(ctx.device.type) if self.precision == "fp16" else None
         if resume is not None:
             self.optimizer.load_state_dict(self.state.optimizer)
@@ -331,6 +336,26 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         if resume is not None:
             ckpt.restore_rng_state(self.state.rng)  # last: everything above may have drawn random numbers
+
+    # --- schedule -------------------------------------------------------------------------------------
+    def elapsed_seconds(self) -> float:
+        """Training wall-clock time so far, across resumes (validations and checkpoints included)."""
+        running = time.monotonic() - self._fit_start if self._fit_start is not None else 0.0
+        return self._elapsed_before + running
+
+    def progress(self, step: int) -> float:
+        """Share of the run done after `step` steps: the larger of the step share and the time share."""
+        warmup = self.args.warmup_steps
+        by_steps = (step - warmup) / max(1, self.total_steps - warmup)
+        budget = self.args.max_time_minutes
+        by_time = self.elapsed_seconds() / (budget * 60) if budget else 0.0
+        return min(1.0, max(by_steps, by_time, 0.0))
+
+    def lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier: linear warmup over `warmup_steps`, then cosine over `progress`."""
+        if step < self.args.warmup_steps:
+            return step / max(1, self.args.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
 
     def _make_collator(self) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
         from liquid.data import Seq2SeqCollator
@@ -492,7 +517,7 @@ class Trainer:
         result = None
         if self.ctx.is_main:
             result = self.evaluate()
-            self.log.write("eval", self.state.step, result)
+            self.log.write("eval", self.state.step, {**result, "elapsed_minutes": self.elapsed_seconds() / 60})
             logger.info("step %d: %s", self.state.step,
                         ", ".join(f"{key} {value:.4f}" for key, value in result.items()))
             if self._is_best(result):
@@ -508,7 +533,7 @@ class Trainer:
     def _log_step(self, stats: StepStats, seconds: float, bar) -> None:
         lr = stats.lr
         tokens_per_s = stats.tokens / max(seconds, 1e-9)
-        bar.set_postfix(loss=f"{stats.loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:.0f}")
+        bar.set_postfix(step=self.state.step, loss=f"{stats.loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:.0f}")
         if self.state.step % self.args.log_every and stats.finite:
             return
         values = {"epoch": self.state.epoch, "loss": stats.loss, "lm_loss": stats.lm_loss,
@@ -534,9 +559,9 @@ class Trainer:
             yield [next(iterator) for _ in range(size)]
             position += size
 
-    def _time_is_up(self, start: float) -> bool:
+    def _time_is_up(self) -> bool:
         limit = self.args.max_time_minutes
-        return limit is not None and time.monotonic() - start >= limit * 60
+        return limit is not None and self.elapsed_seconds() >= limit * 60
 
     def _stop_on_bad_steps(self, stats: StepStats, group) -> None:
         self.state.bad_steps_in_row = 0 if stats.finite else self.state.bad_steps_in_row + 1
@@ -550,22 +575,36 @@ class Trainer:
                 f"{self.state.step}); monitor: {'; '.join(alerts) if alerts else 'no alerts'}"
             )
 
+    def _progress_bar(self):
+        """Steps out of the total; with a time budget, seconds out of the budget (the run's real length)."""
+        common = dict(disable=not self.ctx.is_main, dynamic_ncols=True)
+        if self.args.max_time_minutes is not None:
+            return tqdm(total=round(self.args.max_time_minutes * 60), initial=round(self._elapsed_before),
+                        desc="training (time budget)", unit="s", **common)
+        return tqdm(total=self.total_steps, initial=self.state.step, desc="training", unit="step", **common)
+
+    def _advance_bar(self, bar) -> None:
+        if self.args.max_time_minutes is None:
+            bar.update(1)
+        else:
+            bar.update(max(0, min(bar.total, round(self.elapsed_seconds())) - bar.n))
+
     def fit(self, stop: StopRequest) -> TrainResult:
-        start = time.monotonic()
+        self._fit_start = time.monotonic()
         self._alerts_seen = 0
         reason = "completed"
-        bar = tqdm(total=self.total_steps, initial=self.state.step, desc="training", unit="step",
-                   disable=not self.ctx.is_main, dynamic_ncols=True)
+        bar = self._progress_bar()
         saved_at = evaluated_at = None
         while self.state.step < self.total_steps and reason == "completed":
             for group in self._micro_batch_groups():
                 tick = time.perf_counter()
-                stats = self.train_step(group, stop.requested or self._time_is_up(start))
+                stats = self.train_step(group, stop.requested or self._time_is_up())
                 self.state.step += 1
                 self.state.batch_in_epoch += len(group)
                 if self.state.batch_in_epoch >= self.batches_per_epoch:
                     self.state.epoch, self.state.batch_in_epoch = self.state.epoch + 1, 0
-                bar.update(1)
+                self.state.elapsed_seconds = self.elapsed_seconds()
+                self._advance_bar(bar)
                 self._log_step(stats, time.perf_counter() - tick, bar)
                 self._stop_on_bad_steps(stats, group)
                 step = self.state.step
@@ -580,7 +619,7 @@ class Trainer:
                     break
         bar.close()
         final_eval = None
-        if reason == "completed" and evaluated_at != self.state.step:
+        if reason in ("completed", "time_limit") and evaluated_at != self.state.step:  # the budget is the plan
             final_eval = self._validate()
         if saved_at != self.state.step:
             self.last_checkpoint = self.save()
