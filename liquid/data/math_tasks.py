@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from liquid.data.arithmetic import add_chain, chain_text, div_chain, mul_chain, sub_chain
 from liquid.data.loading import Example
 
 TASK = "math"
@@ -44,35 +45,43 @@ def operand(n: int) -> str:
     return f"({n})" if n < 0 else str(n)
 
 
+def _negated(chain: list[str], result: int) -> list[str]:
+    """``-(e)`` for every expression of an unsigned chain but its last, which becomes ``result``."""
+    return [f"-({expression})" for expression in chain[:-1]] + [str(result)]
+
+
 def signed_arithmetic(left: int, op: str, right: int) -> str:
     """``left op right = ... = result`` for right >= 0, with the sign rule written out as its own step.
 
-    Only unsigned additions and subtractions are ever computed: ``-28 - 8 = -(28 + 8) = -36``,
-    ``5 - 12 = -(12 - 5) = -7``, ``-28 + 8 = -(28 - 8) = -20``, ``-5 + 12 = 12 - 5 = 7``.
+    Only unsigned additions and subtractions are ever computed, each as a place-value chain
+    (`liquid.data.arithmetic`): ``-28 - 8 = -(28 + 8) = -36``, ``5 - 12 = -(12 - 5) = -7``,
+    ``-28 + 8 = -(28 - 8) = -20``, ``-5 + 12 = 12 - 5 = 7``, ``47 - 15 = 47 - 10 - 5 = 37 - 5 = 32``.
     """
     result = left - right if op == "-" else left + right
     head = f"{left} {op} {right}"
     if left >= 0 and (op == "+" or left >= right):
-        return f"{head} = {result}"
+        unsigned = add_chain(left, right) if op == "+" else sub_chain(left, right)
+        return chain_text([head, *unsigned[1:]])
     if op == "-":
-        inner = f"{right} - {left}" if left >= 0 else f"{-left} + {right}"
-        return f"{head} = -({inner}) = {result}"
+        inner = sub_chain(right, left) if left >= 0 else add_chain(-left, right)
+        return chain_text([head, *_negated(inner, result)])
     if -left >= right:
-        return f"{head} = -({-left} - {right}) = {result}"
-    return f"{head} = {right} - {-left} = {result}"
+        return chain_text([head, *_negated(sub_chain(-left, right), result)])
+    return chain_text([head, *sub_chain(right, -left)])
 
 
 def signed_division(numerator: int, divisor: int) -> str:
     """``n / d = ... = q`` with the sign rule as its own step: ``-36 / 4 = -(36 / 4) = -9``,
-    ``-20 / (-5) = 20 / 5 = 4``; only divisions of non-negative numbers are computed."""
+    ``-20 / (-5) = 20 / 5 = 4``; only divisions of non-negative numbers are computed, as place-value
+    chains: ``189 / 7 = (140 + 49) / 7 = 20 + 7 = 27``."""
     quotient = numerator // divisor
     head = f"{numerator} / {operand(divisor)}"
+    unsigned = div_chain(abs(numerator), abs(divisor))
     if numerator == 0 or (numerator > 0 and divisor > 0):
-        return f"{head} = {quotient}"
-    unsigned = f"{abs(numerator)} / {abs(divisor)}"
+        return chain_text([head, *unsigned[1:]])
     if (numerator < 0) != (divisor < 0):
-        return f"{head} = -({unsigned}) = {quotient}"
-    return f"{head} = {unsigned} = {quotient}"
+        return chain_text([head, *_negated(unsigned, quotient)])
+    return chain_text([head, *unsigned])
 
 
 @dataclass(frozen=True)
@@ -260,7 +269,7 @@ def _change(rng: random.Random) -> WordProblem:
     rest = paid - price
     instruction = rng.choice(CHANGE_PHRASINGS).format(name=rng.choice(NAMES), paid=paid, price=price,
                                                       item=rng.choice(PURCHASES))
-    response = (f"El cambio es el pago menos el precio: {paid} - {price} = {rest}. "
+    response = (f"El cambio es el pago menos el precio: {chain_text(sub_chain(paid, price))}. "
                 f"Le devuelven {rest} euros.")
     return WordProblem(("change", paid, price), instruction, response, rest, ("cambio", str(rest)))
 
@@ -271,7 +280,8 @@ def _total(rng: random.Random) -> WordProblem:
     total = n * price
     instruction = rng.choice(TOTAL_PHRASINGS).format(name=rng.choice(NAMES), n=n, plural=plural, singular=singular,
                                                      price=price, one="una" if feminine else "uno")
-    response = f"Multiplicamos la cantidad por el precio: {n} * {price} = {total}. El total es {total} euros."
+    response = (f"Multiplicamos la cantidad por el precio: {chain_text(mul_chain(n, price))}. "
+                f"El total es {total} euros.")
     return WordProblem(("total", n, price), instruction, response, total, ("multiplicamos", str(total)))
 
 
@@ -279,18 +289,18 @@ def _percent_steps(p: int, base: int) -> tuple[str, int]:
     """Small steps for p% of base: a tenth (then times k), a half, or a quarter (then times 3)."""
     if p == 50:
         result = base // 2
-        return f"El 50% es la mitad: {base} / 2 = {result}.", result
+        return f"El 50% es la mitad: {chain_text(div_chain(base, 2))}.", result
     if p in QUARTER_PERCENTS:
         quarter = base // 4
-        first = f"El 25% es la cuarta parte: {base} / 4 = {quarter}."
+        first = f"El 25% es la cuarta parte: {chain_text(div_chain(base, 4))}."
         if p == 25:
             return first, quarter
-        return f"{first} El 75% son tres cuartas partes: {quarter} * 3 = {quarter * 3}.", quarter * 3
+        return f"{first} El 75% son tres cuartas partes: {chain_text(mul_chain(quarter, 3))}.", quarter * 3
     tenth, k = base // 10, p // 10
     first = f"Calculamos el 10% de {base}: {base} / 10 = {tenth}."
     if k == 1:
         return first, tenth
-    return f"{first} Multiplicamos por {k}: {tenth} * {k} = {tenth * k}.", tenth * k
+    return f"{first} Multiplicamos por {k}: {chain_text(mul_chain(tenth, k))}.", tenth * k
 
 
 def _percent(rng: random.Random) -> WordProblem:
@@ -316,7 +326,7 @@ def _motion_text(template: str, subject: str, speed: int, hours: int) -> str:
 def _speed(rng: random.Random) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng)
     d = speed * hours
-    response = (f"La velocidad es la distancia dividida entre el tiempo: {d} / {hours} = {speed}. "
+    response = (f"La velocidad es la distancia dividida entre el tiempo: {chain_text(div_chain(d, hours))}. "
                 f"La velocidad media es {speed} km/h.")
     return WordProblem(("speed", d, hours), _motion_text(rng.choice(SPEED_PHRASINGS), subject, speed, hours),
                        response, speed, ("velocidad", str(speed)))
@@ -325,7 +335,8 @@ def _speed(rng: random.Random) -> WordProblem:
 def _distance(rng: random.Random) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng)
     d = speed * hours
-    response = f"La distancia es la velocidad por el tiempo: {speed} * {hours} = {d}. Recorre {d} km."
+    response = (f"La distancia es la velocidad por el tiempo: {chain_text(mul_chain(speed, hours))}. "
+                f"Recorre {d} km.")
     return WordProblem(("distance", speed, hours), _motion_text(rng.choice(DISTANCE_PHRASINGS), subject, speed, hours),
                        response, d, ("distancia", str(d)))
 
@@ -333,7 +344,7 @@ def _distance(rng: random.Random) -> WordProblem:
 def _time(rng: random.Random) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng)
     d = speed * hours
-    response = (f"El tiempo es la distancia dividida entre la velocidad: {d} / {speed} = {hours}. "
+    response = (f"El tiempo es la distancia dividida entre la velocidad: {chain_text(div_chain(d, speed))}. "
                 f"Tarda {hours} horas.")
     return WordProblem(("time", d, speed), _motion_text(rng.choice(TIME_PHRASINGS), subject, speed, hours),
                        response, hours, ("tiempo", str(hours)))

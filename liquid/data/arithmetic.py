@@ -1,0 +1,142 @@
+"""Place-value arithmetic chains: every multi-digit operation written as steps of one digit each.
+
+A chain is a list of expressions ``e0 = e1 = ... = ek`` (all equal, ``ek`` the result) in which each
+link asks for at most one single-digit fact at one place value. This is the readable analogue of the
+digit-wise scratchpad of Lee et al. (2023, "Teaching Arithmetic to Small Transformers"), where such
+steps learned 3-digit addition from ~100x fewer samples than the plain ``a + b = c`` format.
+
+With ``place_terms(n)`` the non-zero place values of n (735 -> 700, 30, 5):
+
+1. ``a + b``: ``a + t1 + t2 + ...`` (t_i = place_terms(b)), then add one term per link:
+   ``283 + 149 = 283 + 100 + 40 + 9 = 383 + 40 + 9 = 423 + 9 = 432``.
+2. ``a - b`` (a >= b): the same with subtraction: ``500 - 373 = 500 - 300 - 70 - 3 = 200 - 70 - 3 = 130 - 3 = 127``.
+3. ``a * b``: the products of place values, then their sum as in 1:
+   ``47 * 7 = 40 * 7 + 7 * 7 = 280 + 49 = 280 + 40 + 9 = 320 + 9 = 329``.
+4. ``n / d`` (exact): common trailing zeros cancelled (``960 / 120 = 96 / 12 = 8``); with a one-digit
+   divisor and a multi-digit quotient, n is split greedily into multiples of d at each place value:
+   ``735 / 7 = (700 + 35) / 7 = 100 + 5 = 105``.
+
+A single-digit fact at one place (``8 + 5``, ``40 * 7``, ``56 / 8``, ``280 + 40``) is written in one link;
+adding a term to a number whose digit at that place is 0 needs no fact and is merged with the next link.
+Every link is exactly true (tested), so the coherence metric can check each one.
+"""
+
+from __future__ import annotations
+
+
+def place_terms(n: int) -> list[int]:
+    """Non-zero place values of n >= 0, highest first: 735 -> [700, 30, 5]; 0 -> [0]."""
+    if n < 0:
+        raise ValueError(f"place_terms needs n >= 0, got {n}")
+    digits = str(n)
+    terms = [int(d) * 10 ** (len(digits) - 1 - i) for i, d in enumerate(digits) if d != "0"]
+    return terms or [0]
+
+
+def _digit(n: int, place: int) -> int:
+    return (n // 10 ** place) % 10
+
+
+def _place(term: int) -> int:
+    return len(str(term)) - 1
+
+
+def _join(values: list[int], op: str) -> str:
+    return f" {op} ".join(str(v) for v in values)
+
+
+def _accumulate(first: int, terms: list[int], op: str) -> list[str]:
+    """``first op t1 op t2 ...`` reduced one term per link; a term landing on a 0 digit (no fact
+    needed, for +) is merged into the next link."""
+    chain: list[str] = []
+    acc, rest = first, list(terms)
+    while rest:
+        term = rest.pop(0)
+        trivial = op == "+" and _digit(acc, _place(term)) == 0
+        acc = acc + term if op == "+" else acc - term
+        if not trivial or not rest:
+            chain.append(_join([acc, *rest], op) if rest else str(acc))
+    return chain
+
+
+def add_chain(a: int, b: int) -> list[str]:
+    """``a + b`` for a, b >= 0, one place value of b per link."""
+    _check_non_negative(a, b)
+    terms = place_terms(b)
+    chain = [f"{a} + {b}"]
+    if len(terms) > 1:
+        chain.append(_join([a, *terms], "+"))
+    return chain + _accumulate(a, terms, "+")
+
+
+def sub_chain(a: int, b: int) -> list[str]:
+    """``a - b`` for a >= b >= 0, one place value of b per link."""
+    _check_non_negative(a, b)
+    if b > a:
+        raise ValueError(f"sub_chain needs a >= b, got {a} - {b}")
+    terms = place_terms(b)
+    chain = [f"{a} - {b}"]
+    if len(terms) > 1:
+        chain.append(_join([a, *terms], "-"))
+    return chain + _accumulate(a, terms, "-")
+
+
+def sum_chain(values: list[int]) -> list[str]:
+    """``v0 + v1 + ...`` (all >= 0): later values split into place values, then added one per link."""
+    _check_non_negative(*values)
+    terms = [t for v in values[1:] for t in place_terms(v) if t]
+    chain = [_join(values, "+")]
+    if terms != values[1:]:
+        chain.append(_join([values[0], *terms], "+"))
+    if not terms:
+        return chain + [str(values[0])] if len(values) > 1 else chain
+    return chain + _accumulate(values[0], terms, "+")
+
+
+def mul_chain(a: int, b: int) -> list[str]:
+    """``a * b`` for a, b >= 0: products of place values (one single-digit fact each), then their sum."""
+    _check_non_negative(a, b)
+    pairs = [(x, y) for x in place_terms(a) for y in place_terms(b)]
+    head = f"{a} * {b}"
+    if len(pairs) == 1:
+        return [head, str(a * b)]
+    products = [x * y for x, y in pairs]
+    return [head, " + ".join(f"{x} * {y}" for x, y in pairs), *sum_chain(products)]
+
+
+def div_chain(n: int, d: int) -> list[str]:
+    """``n / d`` for n >= 0, d > 0, d dividing n: cancel common zeros, then split n into multiples of d."""
+    _check_non_negative(n)
+    if d <= 0 or n % d:
+        raise ValueError(f"div_chain needs an exact division by d > 0, got {n} / {d}")
+    chain = [f"{n} / {d}"]
+    while n and n % 10 == 0 and d % 10 == 0 and d > 10:  # keep "470 / 10" (a shift), cancel "960 / 120"
+        n, d = n // 10, d // 10
+        chain.append(f"{n} / {d}")
+    quotient = n // d
+    parts = _division_parts(n, d) if d < 10 else [n]
+    if len(parts) > 1:
+        chain.append(f"({_join(parts, '+')}) / {d}")
+        chain.append(_join([p // d for p in parts], "+"))
+    chain.append(str(quotient))
+    return chain
+
+
+def _division_parts(n: int, d: int) -> list[int]:
+    """Greedy split of n into multiples of d times a power of ten: 735, 7 -> [700, 35]; 470, 2 -> [400, 60, 10]."""
+    parts, rest = [], n
+    for place in range(len(str(n)) - 1, -1, -1):
+        unit = d * 10 ** place
+        if rest >= unit:
+            parts.append(rest // unit * unit)
+            rest -= parts[-1]
+    return parts
+
+
+def _check_non_negative(*values: int) -> None:
+    if any(v < 0 for v in values):
+        raise ValueError(f"arithmetic chains take non-negative operands, got {values}")
+
+
+def chain_text(chain: list[str]) -> str:
+    return " = ".join(chain)

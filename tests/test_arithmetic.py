@@ -1,0 +1,89 @@
+"""Place-value arithmetic chains (liquid/data/arithmetic.py): every link true, one place value per link,
+and the metrics accept every math reference of the shipped data as fully valid."""
+
+from __future__ import annotations
+
+import ast
+import json
+import operator
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from liquid.data.arithmetic import add_chain, div_chain, mul_chain, place_terms, sub_chain, sum_chain
+from liquid.metrics import score_row
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def evaluate(expression: str) -> Fraction:
+    """Independent reference: Python's own parser over exact fractions."""
+
+    def walk(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.BinOp):
+            return OPERATORS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.Constant):
+            return Fraction(node.value)
+        raise AssertionError(f"unexpected node in {expression!r}")
+
+    return walk(ast.parse(expression, mode="eval").body)
+
+
+def _cases(seed: int, count: int) -> list[tuple[int, int]]:
+    rng = random.Random(seed)
+    return [(rng.randrange(0, 1000), rng.randrange(0, 1000)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("a, b", _cases(0, 300) + [(0, 0), (999, 1), (1000, 999), (5, 17), (110, 17)])
+def test_every_link_is_true(a: int, b: int) -> None:
+    chains = {a + b: add_chain(a, b), a * b: mul_chain(a, b), a + b + 7: sum_chain([a, b, 7])}
+    big, small = max(a, b), min(a, b)
+    chains[big - small] = sub_chain(big, small)
+    if small:
+        chains[big * small // small] = div_chain(big * small, small)
+    for result, chain in chains.items():
+        assert chain[-1] == str(result), chain
+        assert all(evaluate(expression) == result for expression in chain), chain
+
+
+@pytest.mark.parametrize("a, b", _cases(1, 200))
+def test_add_and_sub_take_one_place_value_per_link(a: int, b: int) -> None:
+    """Between consecutive links after the expansion, exactly one place value of b is absorbed."""
+    big, small = max(a, b), min(a, b)
+    for chain, op in ((add_chain(a, b), "+"), (sub_chain(big, small), "-")):
+        counts = [expression.count(f" {op} ") for expression in chain[1:]]
+        assert counts == sorted(counts, reverse=True), chain
+        assert all(before - after >= 1 for before, after in zip(counts, counts[1:])), chain
+    assert place_terms(b) == [int(d) * 10 ** (len(str(b)) - 1 - i) for i, d in enumerate(str(b)) if d != "0"] or b == 0
+
+
+def test_examples_read_as_documented() -> None:
+    assert " = ".join(add_chain(283, 149)) == "283 + 149 = 283 + 100 + 40 + 9 = 383 + 40 + 9 = 423 + 9 = 432"
+    assert " = ".join(sub_chain(500, 373)) == "500 - 373 = 500 - 300 - 70 - 3 = 200 - 70 - 3 = 130 - 3 = 127"
+    assert " = ".join(mul_chain(47, 7)) == "47 * 7 = 40 * 7 + 7 * 7 = 280 + 49 = 280 + 40 + 9 = 320 + 9 = 329"
+    assert " = ".join(div_chain(735, 7)) == "735 / 7 = (700 + 35) / 7 = 100 + 5 = 105"
+    assert " = ".join(div_chain(960, 120)) == "960 / 120 = 96 / 12 = 8"
+    assert " = ".join(div_chain(470, 10)) == "470 / 10 = 47"
+
+
+@pytest.mark.parametrize("call", [lambda: sub_chain(3, 5), lambda: div_chain(7, 2), lambda: div_chain(4, 0),
+                                  lambda: add_chain(-1, 2), lambda: place_terms(-3)])
+def test_impossible_operands_are_refused(call) -> None:
+    with pytest.raises(ValueError):
+        call()
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_metrics_accept_every_math_reference(split: str) -> None:
+    """The coherence metric parses the place-value format: every reference step valid, the answer right."""
+    rows = [json.loads(line) for line in (DATA / f"{split}.jsonl").open(encoding="utf-8")]
+    math_rows = [row for row in rows if row["task"] == "math"]
+    assert math_rows
+    for row in math_rows:
+        scores = score_row(row["response"], row)
+        assert (scores["accuracy"], scores["coherence"], scores["coverage"]) == (1.0, 1.0, 1.0), row["response"]
