@@ -380,3 +380,40 @@ def word_problem_examples(rng: random.Random, counts: Mapping[str, int]) -> dict
             rows.append(problem.example())
         out[split] = rows
     return out
+
+
+# ---------------------------------------------------------------- arithmetic drills (train only)
+DRILL_SUBSET = "drill"
+DRILL_PHRASINGS = ("Calcula {expr}.", "¿Cuánto es {expr}?", "Resuelve paso a paso: {expr}.")
+DRILL_MAX_OPERAND = 300
+
+
+def _drill(rng: random.Random) -> tuple[str, str, int]:
+    """One place-value operation of the sizes the problems use: (expression, chain text, result)."""
+    kind = rng.choice(("+", "-", "*", "/"))
+    if kind == "+":
+        a, b = rng.randrange(0, DRILL_MAX_OPERAND), rng.randrange(0, 40 if rng.random() < 0.6 else DRILL_MAX_OPERAND)
+        return f"{a} + {b}", chain_text(add_chain(a, b)), a + b
+    if kind == "-":
+        a = rng.randrange(0, DRILL_MAX_OPERAND + 200)
+        b = rng.randrange(0, min(a, 40 if rng.random() < 0.6 else a) + 1)
+        return f"{a} - {b}", chain_text(sub_chain(a, b)), a - b
+    if kind == "*":
+        a, b = rng.randrange(2, 130), rng.randrange(2, 13)
+        return f"{a} * {b}", chain_text(mul_chain(a, b)), a * b
+    d, q = rng.randrange(2, 10), rng.randrange(0, 60)
+    return f"{d * q} / {d}", chain_text(div_chain(d * q, d)), q
+
+
+def drill_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
+    """Short rows that each practise one operation in the place-value format: "Calcula 87 - 7." ->
+    "87 - 7 = 80." Train only (held-out splits get none): they teach the facts, the problems test them."""
+    out: dict[str, list[Example]] = {}
+    for split in HELD_OUT_ORDER:
+        rows = []
+        for _ in range(counts.get(split, 0) if split == "train" else 0):
+            expression, chain, result = _drill(rng)
+            instruction = rng.choice(DRILL_PHRASINGS).format(expr=expression)
+            rows.append(Example(instruction, f"{chain}.", TASK, str(result), [str(result)], DRILL_SUBSET))
+        out[split] = rows
+    return out
