@@ -12,13 +12,15 @@ Examples::
 
 `--batch_size` is per process: a step under torchrun sees batch_size * nproc rows.
 Outputs in --output_dir (default checkpoints/<preset>-<timestamp>): checkpoint-<step>/ and best/
-(Hugging Face format + trainer_state.pt), log.jsonl, tb/ (TensorBoard), plots/, monitor.csv.
+(Hugging Face format + trainer_state.json/.safetensors + manifest.json), log.jsonl, tb/ (TensorBoard), plots/, monitor.csv.
 Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints the resume command.
-Exit status: 0 done or stopped cleanly, 1 diverged (non-finite losses), 2 bad arguments or data.
+An --output_dir that already holds a run is refused unless --resume or --overwrite_output_dir is given.
+Exit status: 0 done or stopped cleanly, 1 diverged (non-finite losses), 2 bad arguments, data or checkpoint.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
@@ -54,13 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from liquid.data import DataError
+    from liquid.training.checkpoint import CheckpointError
     from liquid.training.trainer import NonFiniteLossError, train
 
     try:
         args = parse_args(argv)
         result = train(args)
-    except (ArgsError, DataError) as error:
+    except (ArgsError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        print(f"error: no space left on device ({error.filename or 'writing the run'})", file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)

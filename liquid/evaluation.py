@@ -55,7 +55,10 @@ def load_model_and_tokenizer(path: str | Path, device: str | torch.device = "cpu
         raise EvaluationError(
             f"{directory}: tokenizer has {len(tokenizer)} tokens but the model expects {config.vocab_size}"
         )
-    model = AutoModelForSeq2SeqLM.from_pretrained(directory).to(device).eval()
+    if not (directory / "model.safetensors").is_file():
+        raise EvaluationError(f"{directory} has no model.safetensors (pickled weights are refused: loading them "
+                              f"can run code)")
+    model = AutoModelForSeq2SeqLM.from_pretrained(directory, use_safetensors=True).to(device).eval()
     return model, tokenizer, directory
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from liquid.training import trainer as trainer_module
 from liquid.training.args import parse_args
+from liquid.training.checkpoint import load_trainer_state
 from liquid.training.trainer import NonFiniteLossError, build_optimizer, train
 
 TINY_FLAGS = ["--preset", "tiny", "--num_epochs", "100", "--vocab_size", "200", "--max_target_length", "24", "--max_source_length", "24",
@@ -105,8 +106,8 @@ def test_run_outputs_logs_plots_and_pruned_checkpoints(tmp_path):
     header = (out / "monitor.csv").read_text().splitlines()[0]
     assert header.startswith("step,module")
     assert list((out / "tb").glob("events.out.tfevents.*"))
-    state = torch.load(out / "checkpoint-4" / "trainer_state.pt", weights_only=False)
-    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 1)  # 3 batches per epoch
+    state = load_trainer_state(out / "checkpoint-4")
+    assert (state.step, state.epoch, state.batch_in_epoch) == (4, 1, 1)  # 3 batches per epoch
 
 
 def test_grad_accumulation_equals_the_larger_batch(tmp_path):
@@ -171,8 +172,7 @@ def test_validation_logs_loss_and_accuracy_and_keeps_the_best(tmp_path):
     assert all(0.0 <= r["val_accuracy"] <= 1.0 and "val_accuracy_math" in r for r in evals.values())
     best_step = max(evals, key=lambda s: (evals[s]["val_accuracy"], -evals[s]["val_loss"]))
     assert result.best_checkpoint == out / "best"
-    state = torch.load(out / "best" / "trainer_state.pt", weights_only=False)
-    assert state["best_step"] == best_step
+    assert load_trainer_state(out / "best").best_step == best_step
 
     # independent recomputation of the best step's validation cross-entropy from the saved best model
     model = LiquidFoundationModelOptimized.from_pretrained(out / "best").eval()
@@ -192,4 +192,4 @@ def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):
                   "--max_time_minutes", "1e-6", "--save_every", "0", "--output_dir", str(out)])
     assert (result.stop_reason, result.step) == ("time_limit", 1)
     assert result.last_checkpoint == out / "checkpoint-1"
-    assert torch.load(out / "checkpoint-1" / "trainer_state.pt", weights_only=False)["step"] == 1
+    assert load_trainer_state(out / "checkpoint-1").step == 1

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import signal
 import threading
 import time
@@ -40,7 +41,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from liquid.config import LiquidConfig
 from liquid.modeling import LiquidFoundationModelOptimized
-from liquid.monitor import ActivationMonitor
+from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
 from liquid.training.args import build_config
@@ -234,6 +235,8 @@ def _load_tokenizer(args, ctx: DistributedContext, resume: Path | None, train_sp
 
     if resume is not None:
         return AutoTokenizer.from_pretrained(resume)
+    if args.overwrite_output_dir and ctx.is_main:
+        clear_previous_run(Path(args.output_dir))
 
     def texts() -> Iterator[str]:
         for row in train_split:
@@ -247,6 +250,21 @@ def _load_tokenizer(args, ctx: DistributedContext, resume: Path | None, train_sp
     if not ctx.is_main:
         tokenizer = load_or_train_tokenizer(directory, texts, args.vocab_size)
     return tokenizer
+
+
+RUN_OUTPUTS = (LOG_FILE, TENSORBOARD_DIR, PLOTS_DIR, MONITOR_CSV, TOKENIZER_DIR, ckpt.BEST_DIR)
+
+
+def clear_previous_run(output_dir: Path) -> list[str]:
+    """--overwrite_output_dir: delete what an earlier run left in `output_dir` (only the names a run writes)."""
+    removed = []
+    for path in sorted(output_dir.glob("*")) + sorted(output_dir.glob(f"{ckpt.TMP_PREFIX}*")):
+        if path.name in RUN_OUTPUTS or ckpt.checkpoint_step(path) is not None or path.name.startswith(ckpt.TMP_PREFIX):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+    if removed:
+        logger.warning("--overwrite_output_dir: deleted %s from %s", ", ".join(removed), output_dir)
+    return removed
 
 
 def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
@@ -273,7 +291,11 @@ def build_model(args, tokenizer, resume: Path | None) -> LiquidFoundationModelOp
     if resume is not None:
         if args.config_overrides or args.loss:
             logger.warning("--resume: the checkpoint's config is used; --set/--loss are ignored")
-        return LiquidFoundationModelOptimized.from_pretrained(resume)
+        model = LiquidFoundationModelOptimized.from_pretrained(resume, use_safetensors=True)
+        if len(tokenizer) != model.config.vocab_size:
+            raise ckpt.CheckpointError(f"{resume}: its tokenizer has {len(tokenizer)} tokens but the model expects "
+                                       f"{model.config.vocab_size}")
+        return model
     config: LiquidConfig = build_config(args, vocab_size=len(tokenizer))
     config.pad_token_id = tokenizer.pad_token_id
     config.bos_token_id = tokenizer.bos_token_id
@@ -292,11 +314,14 @@ class Trainer:
         self.output_dir = Path(args.output_dir)
         resume = Path(args.resume) if args.resume else None
         self.precision = resolve_precision(args.precision, ctx.device)
-        self.state = ckpt.load_trainer_state(resume) if resume else ckpt.TrainerState()
+        self.state = ckpt.load_trainer_state(resume) if resume else ckpt.TrainerState(run_id=ckpt.new_run_id())
         self.state.args = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
 
         set_seed(args.seed)
-        self.data = prepare_data(args, ctx, resume)
+        self.data = prepare_data(args, ctx, resume)  # refuses bad data before anything is written
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if ctx.is_main:
+            ckpt.recover_interrupted_replace(self.output_dir)
         self.tokenizer = self.data.tokenizer
         self.model = build_model(args, self.tokenizer, resume).to(ctx.device)
         self.collator = self._make_collator()
@@ -326,11 +351,33 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         self.monitor = ActivationMonitor(self.model, every_n_steps=args.monitor_every) if ctx.is_main else None
         self.log = RunLog(self.output_dir, enabled=ctx.is_main)
-        self.best_checkpoint: Path | None = (self.output_dir / ckpt.BEST_DIR
-                                             if (self.output_dir / ckpt.BEST_DIR).is_dir() else None)
+        self.best_checkpoint: Path | None = self._existing_best()
         self.last_checkpoint: Path | None = None
         if resume is not None:
             ckpt.restore_rng_state(self.state.rng)  # last: everything above may have drawn random numbers
+
+    def _existing_best(self) -> Path | None:
+        """This run's ``best/`` if there is one; its score becomes the bar a new best must pass.
+
+        The checkpoint resumed from may predate ``best/`` (best saved after the last checkpoint), so
+        the better of the two scores is kept: ``best/`` is only ever replaced by a better model.
+        """
+        best = self.output_dir / ckpt.BEST_DIR
+        if not best.is_dir():
+            return None
+        try:
+            saved = ckpt.load_trainer_state(best)
+        except ckpt.CheckpointError as error:
+            logger.warning("ignoring %s: %s", best, error)
+            return None
+        if saved.run_id != self.state.run_id:
+            raise ckpt.CheckpointError(f"{best} belongs to another run; use --overwrite_output_dir to replace it")
+        if saved.best_metric is not None and (
+                self.state.best_metric is None
+                or (saved.best_metric, -saved.best_loss) > (self.state.best_metric, -self.state.best_loss)):
+            self.state.best_metric, self.state.best_loss = saved.best_metric, saved.best_loss
+            self.state.best_step = saved.best_step
+        return best
 
     def _make_collator(self) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
         from liquid.data import Seq2SeqCollator
@@ -415,14 +462,21 @@ class Trainer:
 
     def diagnose(self, micro_batches: Sequence[Mapping[str, torch.Tensor]]) -> list[str]:
         """Re-run a step's forward/backward under a monitor that records every module; its alerts."""
+        bad_parameters = nonfinite_parameters(self.model)  # values first: a NaN weight is the usual culprit
         with ActivationMonitor(self.model, every_n_steps=1) as monitor:
             self.model.train()
             for batch in micro_batches:
                 self._backward(self._forward(self.model, self._to_device(batch)).loss)
             monitor.step()
             alerts = list(monitor.alerts)
+        bad_gradients = nonfinite_parameters(self.model, gradients=True)
         self.optimizer.zero_grad(set_to_none=True)
-        return alerts
+        named = []
+        if bad_parameters:
+            named.append(describe_nonfinite("parameter", bad_parameters))
+        if bad_gradients:
+            named.append(describe_nonfinite("gradient", bad_gradients))
+        return named + alerts
 
     # --- validation ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -541,8 +595,10 @@ class Trainer:
     def _stop_on_bad_steps(self, stats: StepStats, group) -> None:
         self.state.bad_steps_in_row = 0 if stats.finite else self.state.bad_steps_in_row + 1
         if not stats.finite:
-            logger.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s): step skipped",
-                           self.state.step, stats.loss, stats.grad_norm)
+            bad = nonfinite_parameters(self.model)
+            logger.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s): step skipped%s",
+                           self.state.step, stats.loss, stats.grad_norm,
+                           f"; {describe_nonfinite('parameter', bad)}" if bad else "")
         if self.state.bad_steps_in_row >= self.args.max_bad_steps:
             alerts = self.diagnose(group)
             raise NonFiniteLossError(
@@ -608,7 +664,6 @@ def train(args: argparse.Namespace) -> TrainResult:
     ctx = init_distributed(args.device)
     try:
         args.output_dir = broadcast_object(ctx, args.output_dir)  # ranks may have stamped different times
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         trainer = Trainer(args, ctx)
         with StopRequest() as stop:
             return trainer.fit(stop)
