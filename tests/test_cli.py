@@ -132,7 +132,7 @@ def test_end_to_end_run_prints_the_evaluate_command(tmp_path, train_file):
     assert process.returncode == 0, stderr[-2000:]
     assert f"python evaluate.py --model_path {out}" in stdout
     assert f"last checkpoint: {out / 'checkpoint-2'}" in stdout
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "trainer_state.pt",
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "trainer_state.json", "manifest.json",
             "run_args.json"} <= {p.name for p in (out / "checkpoint-2").iterdir()}
 
 

@@ -213,7 +213,7 @@ def _check_ranges(args: argparse.Namespace) -> None:
             raise ArgsError(f"--{name} must be >= 0, got {value}")
 
 
-def _check_writable(directory: Path) -> None:
+def check_writable(directory: Path, flag: str = "--output_dir") -> None:
     """Write (and delete) a probe file in `directory`; refuse an unwritable or full one. Leaves nothing behind:
     directories created for the probe are removed again (the trainer creates them when it starts)."""
     created: Path | None = None
@@ -229,8 +229,8 @@ def _check_writable(directory: Path) -> None:
             os.fsync(handle.fileno())
     except OSError as error:
         if error.errno == errno.ENOSPC:
-            raise ArgsError(f"--output_dir {directory}: no space left on device") from None
-        raise ArgsError(f"--output_dir {directory} is not writable ({error.strerror or error})") from None
+            raise ArgsError(f"{flag} {directory}: no space left on device") from None
+        raise ArgsError(f"{flag} {directory} is not writable ({error.strerror or error})") from None
     finally:
         if created is not None and created.exists():
             try:
@@ -361,8 +361,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     _check_data_files(args)
     _resolve_resume(args)
     _check_output_dir_is_free(args)
-    _check_writable(Path(args.output_dir))
+    check_writable(Path(args.output_dir))
     return args
 
 
-__all__ = ["ArgsError", "build_parser", "build_config", "parse_args", "parse_overrides", "parse_value"]
+__all__ = ["ArgsError", "build_parser", "check_writable", "build_config", "parse_args", "parse_overrides", "parse_value"]
