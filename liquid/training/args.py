@@ -244,8 +244,6 @@ def check_writable(directory: Path, flag: str = "--output_dir") -> None:
 def _check_output_dir_is_free(args: argparse.Namespace) -> None:
     """Refuse to start a fresh run on top of another run's checkpoints (they would be replaced)."""
     output_dir = Path(args.output_dir)
-    if args.overwrite_output_dir and args.resume is not None:
-        raise ArgsError("give --resume (continue the run) or --overwrite_output_dir (replace it), not both")
     if output_dir.exists() and not output_dir.is_dir():
         raise ArgsError(f"--output_dir {output_dir} is a file, not a directory")
     if args.resume is not None or args.overwrite_output_dir:
@@ -358,6 +356,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             args.output_dir = str(resume_dir)
         else:
             args.output_dir = os.path.join(DEFAULT_CHECKPOINT_ROOT, args.run_name)
+    if args.overwrite_output_dir and args.resume is not None:
+        raise ArgsError("give --resume (continue the run) or --overwrite_output_dir (replace it), not both")
     _check_data_files(args)
     _resolve_resume(args)
     _check_output_dir_is_free(args)

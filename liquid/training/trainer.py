@@ -319,11 +319,11 @@ class Trainer:
 
         set_seed(args.seed)
         self.data = prepare_data(args, ctx, resume)  # refuses bad data before anything is written
+        self.tokenizer = self.data.tokenizer
+        self.model = build_model(args, self.tokenizer, resume).to(ctx.device)  # refuses a mismatched tokenizer
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if ctx.is_main:
             ckpt.recover_interrupted_replace(self.output_dir)
-        self.tokenizer = self.data.tokenizer
-        self.model = build_model(args, self.tokenizer, resume).to(ctx.device)
         self.collator = self._make_collator()
         self.sampler, self.loader = self._make_loader()
         self.batches_per_epoch = len(self.sampler)
