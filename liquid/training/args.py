@@ -241,12 +241,13 @@ def check_writable(directory: Path, flag: str = "--output_dir") -> None:
                 pass
 
 
-def _check_output_dir_is_free(args: argparse.Namespace) -> None:
-    """Refuse to start a fresh run on top of another run's checkpoints (they would be replaced)."""
+def _check_output_dir_is_free(args: argparse.Namespace, resume_requested: bool) -> None:
+    """Refuse to start a fresh run on top of another run's checkpoints (they would be replaced).
+    `resume_requested`: --resume was given (with 'auto' and no checkpoint yet, the run starts afresh there)."""
     output_dir = Path(args.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise ArgsError(f"--output_dir {output_dir} is a file, not a directory")
-    if args.resume is not None or args.overwrite_output_dir:
+    if resume_requested or args.overwrite_output_dir:
         return
     found = looks_like_run_dir(output_dir) + ([LOG_FILE] if (output_dir / LOG_FILE).is_file() else [])
     if found:
@@ -359,8 +360,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.overwrite_output_dir and args.resume is not None:
         raise ArgsError("give --resume (continue the run) or --overwrite_output_dir (replace it), not both")
     _check_data_files(args)
+    resume_requested = args.resume is not None
     _resolve_resume(args)
-    _check_output_dir_is_free(args)
+    _check_output_dir_is_free(args, resume_requested)
     check_writable(Path(args.output_dir))
     return args
 

@@ -183,6 +183,8 @@ class RunLog:
         self.enabled = enabled
         self.path = output_dir / LOG_FILE
         self.writer = None
+        if enabled and self.path.is_file():
+            _end_torn_line(self.path)
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # heavy import: only where it writes
 
@@ -201,12 +203,27 @@ class RunLog:
     def records(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
-        with self.path.open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        records = []
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line torn by a kill before a resume
+                    continue
+        return records
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _end_torn_line(path: Path) -> None:
+    """A process killed mid-write can leave a last line without its newline: end it, so the next record
+    starts on a line of its own (the torn line is then skipped by `RunLog.records`)."""
+    with path.open("rb+") as handle:
+        handle.seek(0, 2)
+        if handle.tell() and (handle.seek(-1, 2) or handle.read(1) != b"\n"):
+            handle.write(b"\n")
 
 
 # --- data -----------------------------------------------------------------------------------------------
