@@ -12,16 +12,22 @@ The metric definitions (with formulas) are in liquid/metrics and the README.
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
-import sys
-from pathlib import Path
 
-import datasets
-import torch
-import transformers
+# MKL's GEMMs otherwise give results that depend on the memory alignment of their operands, so the same seed
+# could give other answers in another process (see main.py). AUTO keeps MKL's code path for this CPU but makes it alignment-independent, at
+# no measurable cost; MKL reads it once, so it is set before torch is imported.
+os.environ.setdefault("MKL_CBWR", "AUTO")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import datasets  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 from liquid import metrics
 from liquid.data import DataError, load_splits

@@ -20,20 +20,28 @@ Exit status: 0 done or stopped cleanly, 1 diverged (non-finite losses), 2 bad ar
 
 from __future__ import annotations
 
-import errno
-import logging
 import os
-import shlex
-import sys
-from typing import Sequence
 
-from liquid.training.args import ArgsError, parse_args
+# MKL's GEMMs otherwise give results that depend on the memory alignment of their operands, so a resumed run
+# (same weights and batch, other addresses) drifts from an uninterrupted one by an ulp (measured by
+# scripts/kill_harness.py). AUTO keeps MKL's code path for this CPU but makes it alignment-independent, at
+# no measurable cost; MKL reads it once, so it is set before torch is imported.
+os.environ.setdefault("MKL_CBWR", "AUTO")
+
+import errno  # noqa: E402
+import logging  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+from liquid.training.args import ArgsError, parse_args  # noqa: E402
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
 
 
 def _resume_command(argv: Sequence[str], checkpoint: str) -> str:
-    """The command line that continues this run: the same flags, with --resume pointing at `checkpoint`."""
+    """The command line that continues this run: the same flags (less --overwrite_output_dir), with --resume
+    pointing at `checkpoint`."""
     kept: list[str] = []
     skip_value = False
     for index, item in enumerate(argv):
@@ -44,7 +52,7 @@ def _resume_command(argv: Sequence[str], checkpoint: str) -> str:
             following = argv[index + 1] if index + 1 < len(argv) else ""
             skip_value = bool(following) and not following.startswith("--")
             continue
-        if item.startswith("--resume="):
+        if item.startswith("--resume=") or item == "--overwrite_output_dir":  # resuming must not delete the run
             continue
         kept.append(item)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

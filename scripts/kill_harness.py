@@ -28,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("MKL_CBWR", "AUTO")  # as main.py does, before MKL loads (see there)
 
 import torch  # noqa: E402  (imported before forking: every child starts warm)
 from safetensors.torch import load_file  # noqa: E402
@@ -110,12 +111,13 @@ def logged_steps(output_dir: Path) -> int:
 def kill_at(pid: int, output_dir: Path, mode: str, rng: random.Random, expected_seconds: float) -> bool:
     """SIGKILL the child at a random moment ("random") or inside a checkpoint write ("write").
     Returns False if the child finished first."""
+    stale = set(output_dir.glob(f"{ckpt.TMP_PREFIX}*"))  # left by an earlier kill: not this launch's write
     start = time.monotonic()
     deadline = start + rng.uniform(0.0, expected_seconds) if mode == "random" else start + 10 * expected_seconds
     while time.monotonic() < deadline:
         if os.waitpid(pid, os.WNOHANG) != (0, 0):
             return False
-        if mode == "write" and any(output_dir.glob(f"{ckpt.TMP_PREFIX}*")):
+        if mode == "write" and set(output_dir.glob(f"{ckpt.TMP_PREFIX}*")) - stale:
             time.sleep(rng.uniform(0.0, 4 * WRITE_DELAY_SECONDS))
             break
         time.sleep(POLL_SECONDS)

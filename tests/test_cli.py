@@ -118,6 +118,7 @@ def test_resume_command_replaces_the_resume_flag():
     command = cli._resume_command(["--preset", "tiny", "--resume", "old", "--batch_size", "2"], "out/checkpoint-7")
     assert command == "python main.py --preset tiny --batch_size 2 --resume out/checkpoint-7"
     assert cli._resume_command(["--resume", "--seed", "1"], "c") == "python main.py --seed 1 --resume c"
+    assert cli._resume_command(["--overwrite_output_dir", "--seed", "1"], "c") == "python main.py --seed 1 --resume c"
 
 
 def run_main(args: list[str], **kwargs) -> subprocess.Popen:

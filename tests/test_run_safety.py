@@ -118,6 +118,14 @@ def test_best_is_only_replaced_by_a_better_model_of_the_same_run(tmp_path):
     other = SimpleNamespace(output_dir=tmp_path, state=ckpt.TrainerState(run_id="run-b"))
     with pytest.raises(ckpt.CheckpointError, match="belongs to another run"):
         trainer_module.Trainer._existing_best(other)
+    # --resume auto with no checkpoint yet: the restarted run adopts best/'s id and bar
+    restart = SimpleNamespace(output_dir=tmp_path, state=ckpt.TrainerState(run_id="fresh"))
+    assert trainer_module.Trainer._existing_best(restart, resuming=False) == best
+    assert (restart.state.run_id, restart.state.best_metric) == ("run-a", 0.75)
+    # a best/ that is not a valid checkpoint (an old pickled one, a damaged one) is kept and refused
+    (best / ckpt.STATE_JSON_FILE).write_text("{}")
+    with pytest.raises(ckpt.CheckpointError, match="does not match its checksum.*it is kept"):
+        trainer_module.Trainer._existing_best(restart, resuming=False)
 
 
 def test_nan_in_a_cross_attention_weight_is_named(tmp_path, monkeypatch):

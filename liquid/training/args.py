@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto: bf16 autocast on CUDA, the measured-faster choice on CPU")
     opt.add_argument("--compile", action="store_true", help="torch.compile the model")
     opt.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    opt.add_argument("--deterministic", action="store_true",
+                     help="deterministic kernels on GPU (torch.use_deterministic_algorithms; slower); CPU runs "
+                          "are deterministic without it")
     opt.add_argument("--max_bad_steps", type=int, default=DEFAULT_MAX_BAD_STEPS,
                      help="stop after this many non-finite steps in a row")
 

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import signal
@@ -107,6 +108,18 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"  # required by cuBLAS for deterministic GEMMs (CUDA >= 10.2)
+
+
+def use_deterministic_kernels() -> None:
+    """--deterministic: same seed -> same bits on the same GPU and software too, at some speed cost. Ops with an
+    atomic-add CUDA kernel (the MoE dispatch's `index_add_`, cuBLAS split-K GEMMs) switch to deterministic
+    ones; an op that has none warns (warn_only) instead of varying silently."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -334,13 +347,19 @@ class Trainer:
         self.state = ckpt.load_trainer_state(resume) if resume else ckpt.TrainerState(run_id=ckpt.new_run_id())
         self.state.args = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
 
+        if ctx.is_main:
+            ckpt.recover_interrupted_replace(self.output_dir)  # a best/ set aside by a kill goes back first
+        barrier(ctx)
+        self.best_checkpoint: Path | None = self._existing_best(resuming=resume is not None,
+                                                                replacing=args.overwrite_output_dir)
+
         set_seed(args.seed)
+        if getattr(args, "deterministic", False):
+            use_deterministic_kernels()
         self.data = prepare_data(args, ctx, resume)  # refuses bad data before anything is written
         self.tokenizer = self.data.tokenizer
         self.model = build_model(args, self.tokenizer, resume).to(ctx.device)  # refuses a mismatched tokenizer
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        if ctx.is_main:
-            ckpt.recover_interrupted_replace(self.output_dir)
         self.collator = self._make_collator()
         self.sampler, self.loader = self._make_loader()
         self.batches_per_epoch = len(self.sampler)
@@ -368,26 +387,32 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         self.monitor = ActivationMonitor(self.model, every_n_steps=args.monitor_every) if ctx.is_main else None
         self.log = RunLog(self.output_dir, enabled=ctx.is_main)
-        self.best_checkpoint: Path | None = self._existing_best()
         self.last_checkpoint: Path | None = None
         if resume is not None:
             ckpt.restore_rng_state(self.state.rng)  # last: everything above may have drawn random numbers
 
-    def _existing_best(self) -> Path | None:
+    def _existing_best(self, resuming: bool = True, replacing: bool = False) -> Path | None:
         """This run's ``best/`` if there is one; its score becomes the bar a new best must pass.
 
         The checkpoint resumed from may predate ``best/`` (best saved after the last checkpoint), so
-        the better of the two scores is kept: ``best/`` is only ever replaced by a better model.
+        the better of the two scores is kept: ``best/`` is only ever replaced by a better model of the
+        same run. Not `resuming` (``--resume auto`` found no checkpoint: the run restarts from step 0),
+        the run keeps ``best/``'s run id. An unreadable ``best/`` is refused, never replaced.
+        `replacing` (--overwrite_output_dir): the old run, ``best/`` included, is deleted once the data loads.
         """
         best = self.output_dir / ckpt.BEST_DIR
-        if not best.is_dir():
+        if replacing or not best.is_dir():
             return None
         try:
             saved = ckpt.load_trainer_state(best)
         except ckpt.CheckpointError as error:
-            logger.warning("ignoring %s: %s", best, error)
-            return None
-        if saved.run_id != self.state.run_id:
+            raise ckpt.CheckpointError(f"{error}; it is kept: use --overwrite_output_dir to replace it, or "
+                                       f"another --output_dir") from None
+        if not resuming:
+            logger.warning("no checkpoint to resume: restarting run %s from step 0; %s stays the bar to beat",
+                           saved.run_id, best)
+            self.state.run_id = saved.run_id
+        elif saved.run_id != self.state.run_id:
             raise ckpt.CheckpointError(f"{best} belongs to another run; use --overwrite_output_dir to replace it")
         if saved.best_metric is not None and (
                 self.state.best_metric is None
