@@ -173,3 +173,16 @@ def test_same_seed_gives_the_same_losses_and_answers_on_cpu(tmp_path, capsys):
     train(parse_args([*TINY, "--train_file", str(train_file), "--output_dir", str(other), "--max_steps", "3",
                       "--eval_every", "0", "--seed", "8", "--set", "dropout=0.1"]))
     assert losses(other) != losses_a  # the seed matters: the test could fail
+
+
+@pytest.mark.parametrize("content, expected", [(b"", b""), (b'{"a": 1}\n', b'{"a": 1}\n'),
+                                               (b'{"a": 1}\n{"b', b'{"a": 1}\n{"b\n')])
+def test_a_log_line_torn_by_a_kill_is_ended_and_skipped(tmp_path, content, expected):
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(content)
+    run_log = trainer_module.RunLog(tmp_path, enabled=True)  # what a resumed run does first
+    assert log.read_bytes() == expected
+    run_log.write("train", 3, {"loss": 1.5})
+    run_log.close()
+    earlier = [{"a": 1}] if content.startswith(b'{"a": 1}') else []
+    assert [r.get("a", r.get("step")) for r in run_log.records()] == [r["a"] for r in earlier] + [3]  # torn line skipped

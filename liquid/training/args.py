@@ -293,7 +293,7 @@ def _resolve_resume(args: argparse.Namespace) -> None:
     if not path.exists():
         raise ArgsError(f"--resume {path}: does not exist")
     try:
-        if is_checkpoint(path) or checkpoint_like(path):
+        if is_checkpoint(path) or _checkpoint_like(path):
             verify_checkpoint(path)
             found = path
         else:
@@ -307,7 +307,7 @@ def _resolve_resume(args: argparse.Namespace) -> None:
     args.resume = found
 
 
-def checkpoint_like(path: Path) -> bool:
+def _checkpoint_like(path: Path) -> bool:
     """A model or old-format checkpoint directory (config.json or trainer_state.pt) without a manifest."""
     return (path / "config.json").is_file() or (path / "trainer_state.pt").is_file()
 

@@ -219,6 +219,8 @@ class RunLog:
         records = []
         with self.path.open(encoding="utf-8", errors="replace") as handle:
             for line in handle:
+                if not line.strip():
+                    continue
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError:  # a line torn by a kill before a resume
@@ -234,8 +236,11 @@ def _end_torn_line(path: Path) -> None:
     """A process killed mid-write can leave a last line without its newline: end it, so the next record
     starts on a line of its own (the torn line is then skipped by `RunLog.records`)."""
     with path.open("rb+") as handle:
-        handle.seek(0, 2)
-        if handle.tell() and (handle.seek(-1, 2) or handle.read(1) != b"\n"):
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) != b"\n":
             handle.write(b"\n")
 
 
