@@ -12,19 +12,26 @@ The metric definitions (with formulas) are in liquid/metrics and the README.
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
-import sys
-from pathlib import Path
 
-import datasets
-import torch
-import transformers
+# MKL's GEMMs otherwise give results that depend on the memory alignment of their operands, so the same seed
+# could give other answers in another process (see main.py). AUTO keeps MKL's code path for this CPU but makes it alignment-independent, at
+# no measurable cost; MKL reads it once, so it is set before torch is imported.
+os.environ.setdefault("MKL_CBWR", "AUTO")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import datasets  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 from liquid import metrics
 from liquid.data import DataError, load_splits
+from liquid.training.args import ArgsError, check_writable
 from liquid.evaluation import (
     EvaluationError,
     Timer,
@@ -36,10 +43,19 @@ from liquid.evaluation import (
 )
 
 logger = logging.getLogger("evaluate")
+EXIT_USAGE = 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``error: ...``, exit 2) instead of usage + message."""
+
+    def error(self, message: str):  # noqa: D102 - argparse hook
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("what to evaluate")
     src.add_argument("--model_path", help="run directory, checkpoint directory, or anything from_pretrained takes")
     src.add_argument("--predictions", help="JSONL with a `prediction` field per test row, in test-file order")
@@ -68,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not (args.model_path or args.predictions):
         p.error("give --model_path (to generate) or --predictions (to score another system's outputs)")
+    if args.prompt is not None and not args.prompt.strip():
+        p.error("--prompt is empty; give an instruction, or use --interactive to type several")
     if (args.prompt or args.interactive) and not args.model_path:
         p.error("--prompt and --interactive need --model_path")
     for name in ("num_beams", "max_new_tokens", "batch_size", "top_k"):
@@ -107,11 +125,15 @@ def read_predictions(path: str, expected: int) -> list[str]:
                     row = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise EvaluationError(f"{path}:{number}: invalid JSON ({err.msg})") from None
+                except UnicodeDecodeError:
+                    raise EvaluationError(f"{path}:{number}: not UTF-8 text") from None
                 if not isinstance(row, dict) or not isinstance(row.get("prediction"), str):
                     raise EvaluationError(f"{path}:{number}: no string `prediction` field")
                 predictions.append(row["prediction"])
     except FileNotFoundError:
         raise EvaluationError(f"--predictions file {path} does not exist") from None
+    except UnicodeDecodeError as err:
+        raise EvaluationError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x})") from None
     if len(predictions) < expected:
         raise EvaluationError(f"{path} has {len(predictions)} predictions for {expected} test rows")
     return predictions[:expected]
@@ -151,12 +173,14 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     try:
+        if args.output_dir:  # refused now, not after minutes of generation
+            check_writable(Path(args.output_dir))
         model = tokenizer = None
         if args.model_path:
             model, tokenizer, directory = load_model_and_tokenizer(args.model_path, device)
             logger.info("loaded %s (%s parameters) on %s", directory, f"{model.num_parameters():,}", device)
         if args.prompt or args.interactive:
-            answer_prompts(model, tokenizer, [args.prompt] if args.prompt else sys.stdin, args)
+            answer_prompts(model, tokenizer, [args.prompt] if args.prompt is not None else sys.stdin, args)
             return 0
 
         rows = load_test_rows(args)
@@ -175,14 +199,18 @@ def main(argv=None) -> int:
         scored, report = score_predictions(rows, predictions)
         report["overall"]["examples_per_second"] = len(rows) / max(timer.seconds, 1e-9)
         report["settings"] = settings
-    except (DataError, EvaluationError) as err:
+    except (ArgsError, DataError, EvaluationError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
     print(format_table(report))
     print(f"{len(rows)} examples in {timer.seconds:.1f} s ({report['overall']['examples_per_second']:.1f} examples/s)")
     if args.output_dir:
-        write_outputs(args.output_dir, report, scored)
+        try:
+            write_outputs(args.output_dir, report, scored)
+        except OSError as err:
+            print(f"error: cannot write {args.output_dir} ({err.strerror or err})", file=sys.stderr)
+            return EXIT_USAGE
         print(f"wrote {args.output_dir}/report.json and {args.output_dir}/predictions.jsonl")
     return 0
 

@@ -12,26 +12,36 @@ Examples::
 
 `--batch_size` is per process: a step under torchrun sees batch_size * nproc rows.
 Outputs in --output_dir (default checkpoints/<preset>-<timestamp>): checkpoint-<step>/ and best/
-(Hugging Face format + trainer_state.pt), log.jsonl, tb/ (TensorBoard), plots/, monitor.csv.
+(Hugging Face format + trainer_state.json/.safetensors + manifest.json), log.jsonl, tb/ (TensorBoard), plots/, monitor.csv.
 Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints the resume command.
-Exit status: 0 done or stopped cleanly, 1 diverged (non-finite losses), 2 bad arguments or data.
+An --output_dir that already holds a run is refused unless --resume or --overwrite_output_dir is given.
+Exit status: 0 done or stopped cleanly, 1 diverged (non-finite losses), 2 bad arguments, data or checkpoint.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import shlex
-import sys
-from typing import Sequence
 
-from liquid.training.args import ArgsError, parse_args
+# MKL's GEMMs otherwise give results that depend on the memory alignment of their operands, so a resumed run
+# (same weights and batch, other addresses) drifts from an uninterrupted one by an ulp (measured by
+# scripts/kill_harness.py). AUTO keeps MKL's code path for this CPU but makes it alignment-independent, at
+# no measurable cost; MKL reads it once, so it is set before torch is imported.
+os.environ.setdefault("MKL_CBWR", "AUTO")
+
+import errno  # noqa: E402
+import logging  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+from liquid.training.args import ArgsError, parse_args  # noqa: E402
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
 
 
 def _resume_command(argv: Sequence[str], checkpoint: str) -> str:
-    """The command line that continues this run: the same flags, with --resume pointing at `checkpoint`."""
+    """The command line that continues this run: the same flags (less --overwrite_output_dir), with --resume
+    pointing at `checkpoint`."""
     kept: list[str] = []
     skip_value = False
     for index, item in enumerate(argv):
@@ -42,7 +52,7 @@ def _resume_command(argv: Sequence[str], checkpoint: str) -> str:
             following = argv[index + 1] if index + 1 < len(argv) else ""
             skip_value = bool(following) and not following.startswith("--")
             continue
-        if item.startswith("--resume="):
+        if item.startswith("--resume=") or item == "--overwrite_output_dir":  # resuming must not delete the run
             continue
         kept.append(item)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -54,13 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from liquid.data import DataError
+    from liquid.training.checkpoint import CheckpointError
     from liquid.training.trainer import NonFiniteLossError, train
 
     try:
         args = parse_args(argv)
         result = train(args)
-    except (ArgsError, DataError) as error:
+    except (ArgsError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        print(f"error: no space left on device ({error.filename or 'writing the run'})", file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -20,6 +20,7 @@ from liquid.training.checkpoint import resolve_model_dir
 
 logger = logging.getLogger(__name__)
 
+MAX_TRUNCATION_WARNINGS = 5  # instructions named one by one before a summary line
 MAX_UNKNOWN_SHARE = 0.02  # a test file whose tokens are more than 2% <unk> was not made for this tokenizer
 
 
@@ -55,7 +56,14 @@ def load_model_and_tokenizer(path: str | Path, device: str | torch.device = "cpu
         raise EvaluationError(
             f"{directory}: tokenizer has {len(tokenizer)} tokens but the model expects {config.vocab_size}"
         )
-    model = AutoModelForSeq2SeqLM.from_pretrained(directory).to(device).eval()
+    if not (directory / "model.safetensors").is_file():
+        raise EvaluationError(f"{directory} has no model.safetensors (pickled weights are refused: loading them "
+                              f"can run code)")
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(directory, use_safetensors=True).to(device).eval()
+    except Exception as err:  # safetensors/transformers raise many types for a damaged file
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise EvaluationError(f"{directory}: cannot load the model ({first})") from None
     return model, tokenizer, directory
 
 
@@ -84,20 +92,38 @@ def generate_answers(
     progress: bool = True,
     **generation_kwargs,
 ) -> list[str]:
-    """Greedy/beam/sampled answers for every instruction, batched by length (returned in input order)."""
+    """Greedy/beam/sampled answers for every instruction, batched by length (returned in input order).
+
+    Instructions longer than the model accepts (min of `max_source_length` and the config's
+    `max_position_embeddings`) are truncated to that many tokens, with a warning saying by how much.
+    """
+    limit = min(max_source_length, getattr(model.config, "max_position_embeddings", None) or max_source_length)
+    warn_truncated(tokenizer, instructions, limit)
     order = sorted(range(len(instructions)), key=lambda i: len(instructions[i]))
     answers: list[str] = [""] * len(instructions)
     bar = tqdm(total=len(instructions), desc="generating", unit="ex", disable=not progress)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         enc = tokenizer([instructions[i] for i in chunk], return_tensors="pt", padding=True,
-                        truncation=True, max_length=max_source_length).to(model.device)
+                        truncation=True, max_length=limit).to(model.device)
         out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **generation_kwargs)
         for i, text in zip(chunk, tokenizer.batch_decode(out, skip_special_tokens=True)):
             answers[i] = text.strip()
         bar.update(len(chunk))
     bar.close()
     return answers
+
+
+def warn_truncated(tokenizer: PreTrainedTokenizerBase, instructions: Sequence[str], limit: int) -> int:
+    """Log one warning per instruction longer than `limit` tokens (how many tokens are dropped); returns the count."""
+    lengths = [len(ids) for ids in tokenizer(list(instructions), truncation=False)["input_ids"]]
+    long = [(i, n) for i, n in enumerate(lengths) if n > limit]
+    for index, length in long[:MAX_TRUNCATION_WARNINGS]:
+        logger.warning("instruction %d has %d tokens; truncated to the first %d (%d dropped)",
+                       index + 1, length, limit, length - limit)
+    if len(long) > MAX_TRUNCATION_WARNINGS:
+        logger.warning("%d more instructions truncated to %d tokens", len(long) - MAX_TRUNCATION_WARNINGS, limit)
+    return len(long)
 
 
 def score_predictions(rows: Sequence[Mapping], predictions: Sequence[str]) -> tuple[list[dict], dict]:

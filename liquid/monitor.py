@@ -195,6 +195,31 @@ class ActivationMonitor:
         self._pending_grad_sq.clear()
 
 
+MAX_NAMED_PARAMETERS = 5  # how many non-finite parameters a message names before "and N more"
+
+
+@torch.no_grad()
+def nonfinite_parameters(model: nn.Module, gradients: bool = False) -> list[str]:
+    """Names of the parameters (``gradients=True``: of the gradients) holding a NaN or an infinity.
+
+    Parameter values are the place to look first: a NaN weight can give a finite loss (e.g. CPU SDPA
+    with NaN queries) while every gradient turns NaN, so module-level alerts point far from the cause.
+    """
+    bad = []
+    for name, param in model.named_parameters():
+        tensor = param.grad if gradients else param
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            bad.append(name)
+    return bad
+
+
+def describe_nonfinite(kind: str, names: list[str]) -> str:
+    """``"non-finite parameter decoder.layers.0.cross_attn.q_proj.weight"`` (first few names, then a count)."""
+    shown = ", ".join(names[:MAX_NAMED_PARAMETERS])
+    more = f" and {len(names) - MAX_NAMED_PARAMETERS} more" if len(names) > MAX_NAMED_PARAMETERS else ""
+    return f"non-finite {kind}{'s' if len(names) > 1 else ''} {shown}{more}"
+
+
 def _resolve_modules(model: nn.Module, modules: Iterable[str] | None) -> list[str]:
     named = dict(model.named_modules())
     if modules is not None:

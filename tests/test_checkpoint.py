@@ -41,7 +41,8 @@ def make_state(step: int) -> ckpt.TrainerState:
 def test_round_trip_restores_weights_tokenizer_and_state(tmp_path, model, tokenizer):
     state = make_state(12)
     target = ckpt.save_checkpoint(tmp_path / "checkpoint-12", model, tokenizer, state)
-    assert {"config.json", "model.safetensors", "trainer_state.pt", "run_args.json", "tokenizer.json"} <= {
+    assert {"config.json", "model.safetensors", "trainer_state.json", "trainer_state.safetensors", "run_args.json",
+            "tokenizer.json", "manifest.json"} <= {
         p.name for p in target.iterdir()}
     loaded_model = LiquidFoundationModelOptimized.from_pretrained(target)
     for (name, expected), (_, got) in zip(model.state_dict().items(), loaded_model.state_dict().items()):
@@ -60,7 +61,7 @@ def test_failed_save_leaves_no_partial_checkpoint_and_keeps_the_old_one(tmp_path
     def broken_save(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.torch, "save", broken_save)
+    monkeypatch.setattr(ckpt, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         ckpt.save_checkpoint(tmp_path / "best", model, tokenizer, make_state(2))
     with pytest.raises(OSError):
@@ -78,12 +79,19 @@ def test_replacing_an_existing_checkpoint(tmp_path, model, tokenizer):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
 
 
+def fake_checkpoint(directory, run_id="run-a"):
+    """A checkpoint-shaped directory with a valid manifest over one small file."""
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text('{"model_type": "liquid"}')
+    ckpt._write_manifest(directory, run_id, 0)
+    return directory
+
+
 def test_prune_keeps_the_newest_by_step_and_never_best(tmp_path):
     for step in (2, 9, 10, 100):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        torch.save({}, tmp_path / f"checkpoint-{step}" / ckpt.TRAINER_STATE_FILE)
+        fake_checkpoint(tmp_path / f"checkpoint-{step}")
     (tmp_path / "best").mkdir()
-    (tmp_path / "checkpoint-500").mkdir()  # incomplete: no trainer_state.pt, never counted
+    (tmp_path / "checkpoint-500").mkdir()  # incomplete: no manifest, never counted
     assert ckpt.find_latest_checkpoint(tmp_path) == tmp_path / "checkpoint-100"
     deleted = ckpt.prune_checkpoints(tmp_path, keep_last=2)
     assert sorted(p.name for p in deleted) == ["checkpoint-2", "checkpoint-9"]
@@ -93,9 +101,7 @@ def test_prune_keeps_the_newest_by_step_and_never_best(tmp_path):
 
 def test_resolve_model_dir_prefers_the_directory_then_best_then_latest(tmp_path):
     for name in ("checkpoint-3", "checkpoint-20"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / ckpt.TRAINER_STATE_FILE).write_bytes(b"")
-        (tmp_path / name / "config.json").write_text("{}")
+        fake_checkpoint(tmp_path / name)
     assert ckpt.resolve_model_dir(tmp_path) == tmp_path / "checkpoint-20"
     (tmp_path / "best").mkdir()
     (tmp_path / "best" / "config.json").write_text("{}")

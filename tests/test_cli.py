@@ -120,6 +120,7 @@ def test_resume_command_replaces_the_resume_flag():
     command = cli._resume_command(["--preset", "tiny", "--resume", "old", "--batch_size", "2"], "out/checkpoint-7")
     assert command == "python main.py --preset tiny --batch_size 2 --resume out/checkpoint-7"
     assert cli._resume_command(["--resume", "--seed", "1"], "c") == "python main.py --seed 1 --resume c"
+    assert cli._resume_command(["--overwrite_output_dir", "--seed", "1"], "c") == "python main.py --seed 1 --resume c"
 
 
 def run_main(args: list[str], **kwargs) -> subprocess.Popen:
@@ -134,7 +135,7 @@ def test_end_to_end_run_prints_the_evaluate_command(tmp_path, train_file):
     assert process.returncode == 0, stderr[-2000:]
     assert f"python evaluate.py --model_path {out}" in stdout
     assert f"last checkpoint: {out / 'checkpoint-2'}" in stdout
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "trainer_state.pt",
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "trainer_state.json", "manifest.json",
             "run_args.json"} <= {p.name for p in (out / "checkpoint-2").iterdir()}
 
 

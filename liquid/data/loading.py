@@ -118,6 +118,8 @@ def _load_file(path: Path, instruction_column: str, response_column: str) -> dat
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     ext = _extension(path)
+    if ext != ".parquet":
+        _check_utf8(path)
     is_json_lines = ext == ".jsonl" or (ext == ".json" and _looks_like_json_lines(path))
     if is_json_lines:
         _validate_json_lines(path, instruction_column, response_column)
@@ -131,6 +133,17 @@ def _load_file(path: Path, instruction_column: str, response_column: str) -> dat
     header_lines = 1 if ext in (".csv", ".tsv") else 0
     _validate_table(split, path.name, instruction_column, response_column, first_line=1 + header_lines)
     return split
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a text file that is not UTF-8, naming the first bad line and byte."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{path.name}:{number}: not UTF-8 text (byte 0x{line[error.start]:02x} at column "
+                                f"{error.start + 1}); save the file as UTF-8") from None
 
 
 def _count_nonblank_lines(path: Path) -> int:

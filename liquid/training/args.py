@@ -1,13 +1,17 @@
 """Command-line arguments of `main.py`: parsing, typed config overrides and validation.
 
-Every bad value is refused by `parse_args` with `ArgsError` (one line) before any work starts;
-`main.py` prints it as ``error: <message>`` and exits with status 2.
+Every bad value is refused by `parse_args` with `ArgsError` (one line) before any work starts and
+before anything is written; `main.py` prints it as ``error: <message>`` and exits with status 2.
+An --output_dir that already holds a run (``checkpoint-*``, ``best/`` or ``log.jsonl``) is refused unless
+--resume (continue that run) or --overwrite_output_dir (replace it) says what to do with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import json
 import logging
 import os
 import tempfile
@@ -19,7 +23,10 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 
 from liquid.config import PRESETS, LiquidConfig
-from liquid.training.checkpoint import find_latest_checkpoint, is_checkpoint
+from liquid.training.checkpoint import (
+    LOG_FILE, CheckpointError, find_latest_checkpoint, is_checkpoint, looks_like_run_dir, read_manifest,
+    verify_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ RESUME_AUTO = "auto"
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 NONE_WORDS = ("none", "null")
+WRITE_PROBE_BYTES = 1 << 16  # the probe file written (then deleted) to check that --output_dir takes data
+LIQUID_MODEL_TYPE = "liquid"
 
 
 class ArgsError(ValueError):
@@ -89,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto: bf16 autocast on CUDA, the measured-faster choice on CPU")
     opt.add_argument("--compile", action="store_true", help="torch.compile the model")
     opt.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    opt.add_argument("--deterministic", action="store_true",
+                     help="deterministic kernels on GPU (torch.use_deterministic_algorithms; slower); CPU runs "
+                          "are deterministic without it")
     opt.add_argument("--max_bad_steps", type=int, default=DEFAULT_MAX_BAD_STEPS,
                      help="stop after this many non-finite steps in a row")
 
@@ -117,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run_name", help="default: <preset>-<timestamp>")
     run.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None, metavar="PATH|auto",
                      help="continue from a checkpoint dir, a run dir (its latest checkpoint) or 'auto' "
-                          "(latest in --output_dir)")
+                          "(latest valid one in --output_dir)")
+    run.add_argument("--overwrite_output_dir", action="store_true",
+                     help="replace the run already in --output_dir (its checkpoints, best/ and logs are deleted)")
     run.add_argument("--device", default="auto", help="auto: cuda if available, else cpu")
     run.add_argument("--log_every", type=int, default=DEFAULT_LOG_EVERY)
     run.add_argument("--eval_every", type=int, default=DEFAULT_EVAL_EVERY, help="0: only at the end")
@@ -205,13 +219,46 @@ def _check_ranges(args: argparse.Namespace) -> None:
             raise ArgsError(f"--{name} must be >= 0, got {value}")
 
 
-def _check_writable(directory: Path) -> None:
+def check_writable(directory: Path, flag: str = "--output_dir") -> None:
+    """Write (and delete) a probe file in `directory`; refuse an unwritable or full one. Leaves nothing behind:
+    directories created for the probe are removed again (the trainer creates them when it starts)."""
+    created: Path | None = None
+    for parent in [directory, *directory.parents]:
+        if parent.exists():
+            break
+        created = parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-") as handle:
+            handle.write(b"\0" * WRITE_PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
     except OSError as error:
-        raise ArgsError(f"--output_dir {directory} is not writable ({error.strerror or error})") from error
+        if error.errno == errno.ENOSPC:
+            raise ArgsError(f"{flag} {directory}: no space left on device") from None
+        raise ArgsError(f"{flag} {directory} is not writable ({error.strerror or error})") from None
+    finally:
+        if created is not None and created.exists():
+            try:
+                for path in sorted(created.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                    path.rmdir()
+                created.rmdir()
+            except OSError:
+                pass
+
+
+def _check_output_dir_is_free(args: argparse.Namespace, resume_requested: bool) -> None:
+    """Refuse to start a fresh run on top of another run's checkpoints (they would be replaced).
+    `resume_requested`: --resume was given (with 'auto' and no checkpoint yet, the run starts afresh there)."""
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ArgsError(f"--output_dir {output_dir} is a file, not a directory")
+    if resume_requested or args.overwrite_output_dir:
+        return
+    found = looks_like_run_dir(output_dir) + ([LOG_FILE] if (output_dir / LOG_FILE).is_file() else [])
+    if found:
+        raise ArgsError(f"--output_dir {output_dir} already holds a run ({', '.join(found[:3])}); add --resume auto "
+                        f"to continue it or --overwrite_output_dir to replace it")
 
 
 def _check_data_files(args: argparse.Namespace) -> None:
@@ -223,20 +270,62 @@ def _check_data_files(args: argparse.Namespace) -> None:
             raise DataError(f"{path}: file not found (--{flag})")
 
 
+def _check_foreign(checkpoint: Path) -> None:
+    """Refuse a checkpoint of another architecture (its config.json names another model type)."""
+    try:
+        config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ArgsError(f"--resume {checkpoint}: no readable config.json") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type != LIQUID_MODEL_TYPE:
+        raise ArgsError(f"--resume {checkpoint}: a {model_type!r} checkpoint, not a liquid one")
+
+
 def _resolve_resume(args: argparse.Namespace) -> None:
-    """Turn `--resume` into a checkpoint directory (or None for 'auto' without any checkpoint yet)."""
+    """Turn `--resume` into a verified checkpoint directory (or None for 'auto' without any checkpoint yet)."""
     if args.resume is None:
         return
     if args.resume == RESUME_AUTO:
-        args.resume = find_latest_checkpoint(Path(args.output_dir))
+        args.resume = find_latest_checkpoint(Path(args.output_dir))  # skips broken ones, with a warning
         if args.resume is None:
-            logger.warning("--resume auto: no checkpoint in %s yet, starting a fresh run", args.output_dir)
+            logger.warning("--resume auto: no valid checkpoint in %s yet, starting a fresh run", args.output_dir)
+        else:
+            _check_foreign(args.resume)
         return
     path = Path(args.resume)
-    found = path if is_checkpoint(path) else find_latest_checkpoint(path)
+    if not path.exists():
+        raise ArgsError(f"--resume {path}: does not exist")
+    try:
+        if is_checkpoint(path) or _checkpoint_like(path):
+            verify_checkpoint(path)
+            found = path
+        else:
+            found = find_latest_checkpoint(path)
+    except CheckpointError as error:
+        raise ArgsError(f"--resume {error}") from None
     if found is None:
-        raise ArgsError(f"--resume {path}: no checkpoint there (expected trainer_state.pt)")
+        raise ArgsError(f"--resume {path}: no checkpoint there (expected checkpoint-*/ with a manifest.json)")
+    _check_foreign(found)
+    _check_same_run(found, Path(args.output_dir))
     args.resume = found
+
+
+def _checkpoint_like(path: Path) -> bool:
+    """A model or old-format checkpoint directory (config.json or trainer_state.pt) without a manifest."""
+    return (path / "config.json").is_file() or (path / "trainer_state.pt").is_file()
+
+
+def _check_same_run(checkpoint: Path, output_dir: Path) -> None:
+    """Resuming into a directory that holds a different run would mix two runs' checkpoints: refuse."""
+    if output_dir.resolve() == checkpoint.parent.resolve():
+        return
+    latest = find_latest_checkpoint(output_dir)
+    if latest is None:
+        return
+    theirs, ours = read_manifest(latest).get("run_id"), read_manifest(checkpoint).get("run_id")
+    if theirs != ours:
+        raise ArgsError(f"--resume {checkpoint}: --output_dir {output_dir} holds another run ({latest.name}); "
+                        f"resume into the checkpoint's own directory or an empty one")
 
 
 def _fill_run_length(args: argparse.Namespace) -> None:
@@ -278,10 +367,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             args.output_dir = str(resume_dir)
         else:
             args.output_dir = os.path.join(DEFAULT_CHECKPOINT_ROOT, args.run_name)
-    _check_writable(Path(args.output_dir))
+    if args.overwrite_output_dir and args.resume is not None:
+        raise ArgsError("give --resume (continue the run) or --overwrite_output_dir (replace it), not both")
     _check_data_files(args)
+    resume_requested = args.resume is not None
     _resolve_resume(args)
+    _check_output_dir_is_free(args, resume_requested)
+    check_writable(Path(args.output_dir))
     return args
 
 
-__all__ = ["ArgsError", "build_parser", "build_config", "parse_args", "parse_overrides", "parse_value"]
+__all__ = ["ArgsError", "build_parser", "check_writable", "build_config", "parse_args", "parse_overrides", "parse_value"]

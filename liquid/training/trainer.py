@@ -25,7 +25,9 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -43,7 +45,7 @@ from tqdm.auto import tqdm
 
 from liquid.config import LiquidConfig
 from liquid.modeling import LiquidFoundationModelOptimized
-from liquid.monitor import ActivationMonitor
+from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
 from liquid.training.args import build_config
@@ -109,6 +111,18 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"  # required by cuBLAS for deterministic GEMMs (CUDA >= 10.2)
+
+
+def use_deterministic_kernels() -> None:
+    """--deterministic: same seed -> same bits on the same GPU and software too, at some speed cost. Ops with an
+    atomic-add CUDA kernel (the MoE dispatch's `index_add_`, cuBLAS split-K GEMMs) switch to deterministic
+    ones; an op that has none warns (warn_only) instead of varying silently."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -185,6 +199,8 @@ class RunLog:
         self.enabled = enabled
         self.path = output_dir / LOG_FILE
         self.writer = None
+        if enabled and self.path.is_file():
+            _end_torn_line(self.path)
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # heavy import: only where it writes
 
@@ -203,12 +219,32 @@ class RunLog:
     def records(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
-        with self.path.open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        records = []
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line torn by a kill before a resume
+                    continue
+        return records
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _end_torn_line(path: Path) -> None:
+    """A process killed mid-write can leave a last line without its newline: end it, so the next record
+    starts on a line of its own (the torn line is then skipped by `RunLog.records`)."""
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) != b"\n":
+            handle.write(b"\n")
 
 
 # --- data -----------------------------------------------------------------------------------------------
@@ -237,6 +273,8 @@ def _load_tokenizer(args, ctx: DistributedContext, resume: Path | None, train_sp
 
     if resume is not None:
         return AutoTokenizer.from_pretrained(resume)
+    if args.overwrite_output_dir and ctx.is_main:
+        clear_previous_run(Path(args.output_dir))
 
     def texts() -> Iterator[str]:
         for row in train_split:
@@ -250,6 +288,21 @@ def _load_tokenizer(args, ctx: DistributedContext, resume: Path | None, train_sp
     if not ctx.is_main:
         tokenizer = load_or_train_tokenizer(directory, texts, args.vocab_size)
     return tokenizer
+
+
+RUN_OUTPUTS = (LOG_FILE, TENSORBOARD_DIR, PLOTS_DIR, MONITOR_CSV, TOKENIZER_DIR, ckpt.BEST_DIR)
+
+
+def clear_previous_run(output_dir: Path) -> list[str]:
+    """--overwrite_output_dir: delete what an earlier run left in `output_dir` (only the names a run writes)."""
+    removed = []
+    for path in sorted(output_dir.glob("*")) + sorted(output_dir.glob(f"{ckpt.TMP_PREFIX}*")):
+        if path.name in RUN_OUTPUTS or ckpt.checkpoint_step(path) is not None or path.name.startswith(ckpt.TMP_PREFIX):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+    if removed:
+        logger.warning("--overwrite_output_dir: deleted %s from %s", ", ".join(removed), output_dir)
+    return removed
 
 
 def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
@@ -276,7 +329,11 @@ def build_model(args, tokenizer, resume: Path | None) -> LiquidFoundationModelOp
     if resume is not None:
         if args.config_overrides or args.loss:
             logger.warning("--resume: the checkpoint's config is used; --set/--loss are ignored")
-        return LiquidFoundationModelOptimized.from_pretrained(resume)
+        model = LiquidFoundationModelOptimized.from_pretrained(resume, use_safetensors=True)
+        if len(tokenizer) != model.config.vocab_size:
+            raise ckpt.CheckpointError(f"{resume}: its tokenizer has {len(tokenizer)} tokens but the model expects "
+                                       f"{model.config.vocab_size}")
+        return model
     config: LiquidConfig = build_config(args, vocab_size=len(tokenizer))
     config.pad_token_id = tokenizer.pad_token_id
     config.bos_token_id = tokenizer.bos_token_id
@@ -295,13 +352,22 @@ class Trainer:
         self.output_dir = Path(args.output_dir)
         resume = Path(args.resume) if args.resume else None
         self.precision = resolve_precision(args.precision, ctx.device)
-        self.state = ckpt.load_trainer_state(resume) if resume else ckpt.TrainerState()
+        self.state = ckpt.load_trainer_state(resume) if resume else ckpt.TrainerState(run_id=ckpt.new_run_id())
         self.state.args = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
 
+        if ctx.is_main:
+            ckpt.recover_interrupted_replace(self.output_dir)  # a best/ set aside by a kill goes back first
+        barrier(ctx)
+        self.best_checkpoint: Path | None = self._existing_best(resuming=resume is not None,
+                                                                replacing=args.overwrite_output_dir)
+
         set_seed(args.seed)
-        self.data = prepare_data(args, ctx, resume)
+        if getattr(args, "deterministic", False):
+            use_deterministic_kernels()
+        self.data = prepare_data(args, ctx, resume)  # refuses bad data before anything is written
         self.tokenizer = self.data.tokenizer
-        self.model = build_model(args, self.tokenizer, resume).to(ctx.device)
+        self.model = build_model(args, self.tokenizer, resume).to(ctx.device)  # refuses a mismatched tokenizer
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.collator = self._make_collator()
         self.sampler, self.loader = self._make_loader()
         self.batches_per_epoch = len(self.sampler)
@@ -331,8 +397,6 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         self.monitor = ActivationMonitor(self.model, every_n_steps=args.monitor_every) if ctx.is_main else None
         self.log = RunLog(self.output_dir, enabled=ctx.is_main)
-        self.best_checkpoint: Path | None = (self.output_dir / ckpt.BEST_DIR
-                                             if (self.output_dir / ckpt.BEST_DIR).is_dir() else None)
         self.last_checkpoint: Path | None = None
         if resume is not None:
             ckpt.restore_rng_state(self.state.rng)  # last: everything above may have drawn random numbers
@@ -356,6 +420,36 @@ class Trainer:
         if step < self.args.warmup_steps:
             return step / max(1, self.args.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
+
+    def _existing_best(self, resuming: bool = True, replacing: bool = False) -> Path | None:
+        """This run's ``best/`` if there is one; its score becomes the bar a new best must pass.
+
+        The checkpoint resumed from may predate ``best/`` (best saved after the last checkpoint), so
+        the better of the two scores is kept: ``best/`` is only ever replaced by a better model of the
+        same run. Not `resuming` (``--resume auto`` found no checkpoint: the run restarts from step 0),
+        the run keeps ``best/``'s run id. An unreadable ``best/`` is refused, never replaced.
+        `replacing` (--overwrite_output_dir): the old run, ``best/`` included, is deleted once the data loads.
+        """
+        best = self.output_dir / ckpt.BEST_DIR
+        if replacing or not best.is_dir():
+            return None
+        try:
+            saved = ckpt.load_trainer_state(best)
+        except ckpt.CheckpointError as error:
+            raise ckpt.CheckpointError(f"{error}; it is kept: use --overwrite_output_dir to replace it, or "
+                                       f"another --output_dir") from None
+        if not resuming:
+            logger.warning("no checkpoint to resume: restarting run %s from step 0; %s stays the bar to beat",
+                           saved.run_id, best)
+            self.state.run_id = saved.run_id
+        elif saved.run_id != self.state.run_id:
+            raise ckpt.CheckpointError(f"{best} belongs to another run; use --overwrite_output_dir to replace it")
+        if saved.best_metric is not None and (
+                self.state.best_metric is None
+                or (saved.best_metric, -saved.best_loss) > (self.state.best_metric, -self.state.best_loss)):
+            self.state.best_metric, self.state.best_loss = saved.best_metric, saved.best_loss
+            self.state.best_step = saved.best_step
+        return best
 
     def _make_collator(self) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
         from liquid.data import Seq2SeqCollator
@@ -440,14 +534,21 @@ class Trainer:
 
     def diagnose(self, micro_batches: Sequence[Mapping[str, torch.Tensor]]) -> list[str]:
         """Re-run a step's forward/backward under a monitor that records every module; its alerts."""
+        bad_parameters = nonfinite_parameters(self.model)  # values first: a NaN weight is the usual culprit
         with ActivationMonitor(self.model, every_n_steps=1) as monitor:
             self.model.train()
             for batch in micro_batches:
                 self._backward(self._forward(self.model, self._to_device(batch)).loss)
             monitor.step()
             alerts = list(monitor.alerts)
+        bad_gradients = nonfinite_parameters(self.model, gradients=True)
         self.optimizer.zero_grad(set_to_none=True)
-        return alerts
+        named = []
+        if bad_parameters:
+            named.append(describe_nonfinite("parameter", bad_parameters))
+        if bad_gradients:
+            named.append(describe_nonfinite("gradient", bad_gradients))
+        return named + alerts
 
     # --- validation ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -566,8 +667,10 @@ class Trainer:
     def _stop_on_bad_steps(self, stats: StepStats, group) -> None:
         self.state.bad_steps_in_row = 0 if stats.finite else self.state.bad_steps_in_row + 1
         if not stats.finite:
-            logger.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s): step skipped",
-                           self.state.step, stats.loss, stats.grad_norm)
+            bad = nonfinite_parameters(self.model)
+            logger.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s): step skipped%s",
+                           self.state.step, stats.loss, stats.grad_norm,
+                           f"; {describe_nonfinite('parameter', bad)}" if bad else "")
         if self.state.bad_steps_in_row >= self.args.max_bad_steps:
             alerts = self.diagnose(group)
             raise NonFiniteLossError(
@@ -647,7 +750,6 @@ def train(args: argparse.Namespace) -> TrainResult:
     ctx = init_distributed(args.device)
     try:
         args.output_dir = broadcast_object(ctx, args.output_dir)  # ranks may have stamped different times
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         trainer = Trainer(args, ctx)
         with StopRequest() as stop:
             return trainer.fit(stop)
