@@ -31,9 +31,11 @@ def random_ids(batch: int, length: int) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- independent reference
 def reference_embedding(module: LiquidEmbedding, ids: torch.Tensor, lengths: list[int]):
-    """Steps 1-6 written position by position with torch.fft.rfft / irfft in float64 (one sequence at a time)."""
+    """Steps 1-6 written position by position with torch.fft.rfft / irfft in float64 (one sequence at a time):
+    the masked spectrum is inverted in full and its sample at t's window index read off."""
     K, L = module.kernel_size, module.fft_window
-    F_bins = L // 2 + 1
+    N = 2 * L
+    F_bins = N // 2 + 1
     w = module.conv.weight.detach()[:, 0, :]  # (D, K)
     bias = module.conv.bias.detach()
     outputs, ratios, z_energy, h_energy = [], [], 0.0, 0.0
@@ -49,25 +51,26 @@ def reference_embedding(module: LiquidEmbedding, ids: torch.Tensor, lengths: lis
         def h_at(s):
             return h[s] if 0 <= s < n else torch.zeros(D_MODEL, dtype=torch.float64)
 
-        start = -(L - 1) if module.causal else -(L // 2)
-        centre = -start
+        centre = L - 1 if module.causal else L // 2
+        reach = max(centre, L - 1 - centre)
+        taper = [math.cos(math.pi * (l - centre) / (2 * (reach + 1))) ** 2 for l in range(L)]
         spectra, c = [], []
         for t in range(n):
-            window = torch.stack([h_at(t + start + l) for l in range(L)], dim=-1)  # (D, L)
-            X = torch.fft.rfft(window, dim=-1)  # (D, F)
-            P = (X.abs() ** 2).mean(0)
+            window = torch.stack([taper[l] * h_at(t - centre + l) for l in range(L)], dim=-1)  # (D, L)
+            X = torch.fft.rfft(window, n=N, dim=-1)  # (D, F)
+            plain = torch.stack([h_at(t - centre + l) for l in range(L)], dim=-1)  # (D, L) untapered
+            P = (torch.fft.rfft(plain, dim=-1).abs() ** 2).mean(0) + 1e-12
             p = P / P.sum()
-            c.append(float(-(p[p > 0] * p[p > 0].log()).sum() / math.log(F_bins)))
+            c.append(float(-(p * p.log()).sum() / math.log(L // 2 + 1)))
             spectra.append(X)
         z_rows, row_ratios = [], []
         for t in range(n):
             complexity = sum(c[: t + 1]) / (t + 1) if module.causal else sum(c) / n
             ratio = max(module.base_compression_ratio * (1 - complexity), module.min_compression_ratio)
-            keep = max(1, math.ceil((1 - ratio) * F_bins))
-            X = spectra[t].clone()
-            X[:, keep:] = 0
-            z_rows.append(torch.fft.irfft(X, n=L, dim=-1)[:, centre])
-            row_ratios.append(ratio)
+            keep = max(1.0, (1 - ratio) * F_bins)
+            mask = torch.tensor([min(max(keep - f, 0.0), 1.0) for f in range(F_bins)], dtype=torch.float64)
+            z_rows.append(torch.fft.irfft(spectra[t] * mask, n=N, dim=-1)[:, centre])
+            row_ratios.append(1 - float(mask.sum()) / F_bins)
         z = torch.stack(z_rows)
         outputs.append(e + z)
         ratios.append(sum(row_ratios) / n)
