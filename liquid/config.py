@@ -19,7 +19,10 @@ from transformers import PreTrainedConfig
 
 LOSS_TYPES = ("focal", "ce")
 EMBEDDING_TYPES = ("liquid", "plain")  # LiquidEmbedding, or a plain token table (ablation)
-FFN_TYPES = ("moe", "dense")  # sparse MoE, or one dense SwiGLU of the same active width (ablation)
+FFN_TYPES = ("moe", "dense")
+# A Linear/Conv carrying this attribute is initialised by `LiquidPreTrainedModel._init_weights` with weight
+# ~ N(0, value^2) (0: zeros) and bias 0, instead of the config-wide initializer_range.
+INIT_STD_ATTR = "liquid_init_std"  # sparse MoE, or one dense SwiGLU of the same active width (ablation)
 
 
 # --- argument checks: each concern is written once here; LiquidConfig and the modules that can be built
@@ -235,5 +238,5 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-__all__ = ["EMBEDDING_TYPES", "FFN_TYPES", "LOSS_TYPES", "LiquidConfig", "PRESETS", "check_compression_ratios",
+__all__ = ["EMBEDDING_TYPES", "FFN_TYPES", "INIT_STD_ATTR", "LOSS_TYPES", "LiquidConfig", "PRESETS", "check_compression_ratios",
            "check_positive", "check_rope", "check_routing", "check_token_loss", "preset_names"]

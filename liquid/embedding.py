@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from liquid.config import check_compression_ratios, check_positive
+from liquid.config import INIT_STD_ATTR, check_compression_ratios, check_positive
 
 __all__ = ["CONV_INIT_GAIN", "EmbeddingOutput", "EmbeddingState", "LiquidEmbedding", "PlainEmbedding"]
 
 ENERGY_EPS = 1e-8  # keeps reconstruction_loss finite when the conv signal is all zero
 POWER_FLOOR = 1e-12  # added to every bin's power: an all-zero window reads as flat (c = 1), gradients stay finite
-FFT_PADDING = 2  # the FFT length is 2 L: L + 1 bins, and the inverse transform never wraps (class docstring)
+FFT_PADDING = 2  # the (implicit) FFT length is 2 L: L + 1 bins, and the inverse never wraps (class docstring)
 # ||h|| ~ CONV_INIT_GAIN ||e|| at init (depthwise taps ~ N(0, gain^2 / K)), so the compressed signal is a
 # visible part of the output from step 0 (with std 0.02 it was 3% of it).
 CONV_INIT_GAIN = 0.5
@@ -58,15 +58,23 @@ class EmbeddingState:
                 setattr(self, name, value.index_select(0, beam_idx.to(value.device)))
 
 
-def spectral_entropy(spectrum: Tensor) -> Tensor:
-    """Normalised spectral entropy of windows: spectrum (..., D, F) complex -> (...) in [0, 1], differentiable.
+def spectral_entropy(power: Tensor) -> Tensor:
+    """Normalised spectral entropy from channel-averaged power (..., F) -> (...) in [0, 1], differentiable.
 
-    ``P_f = mean_d |X_{d,f}|^2 + floor``, ``p_f = P_f / sum_f P_f``, ``c = -sum_f p_f log p_f / log F``.
+    ``P_f = power_f + floor``, ``p_f = P_f / sum_f P_f``, ``c = -sum_f p_f log p_f / log F``.
     """
-    power = spectrum.abs().square().mean(dim=-2) + POWER_FLOOR  # (..., F)
+    power = power + POWER_FLOOR
     probs = power / power.sum(dim=-1, keepdim=True)
     entropy = -(probs * probs.log()).sum(dim=-1)
-    return (entropy / math.log(spectrum.shape[-1])).clamp(0.0, 1.0)
+    return (entropy / math.log(power.shape[-1])).clamp(0.0, 1.0)
+
+
+def _analysis_basis(length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(L, 2 F') real DFT basis [cos | sin](2 pi l f / L), F' = L // 2 + 1: window @ basis = (Re, -Im) of rfft."""
+    bins = length // 2 + 1
+    angle = 2 * math.pi * torch.outer(torch.arange(length, dtype=dtype, device=device),
+                                      torch.arange(bins, dtype=dtype, device=device)) / length  # (L, F')
+    return torch.cat((angle.cos(), angle.sin()), dim=1)
 
 
 def _history(previous: Tensor | None, size: int, like: Tensor) -> Tensor:
@@ -154,13 +162,11 @@ class LiquidEmbedding(nn.Module):
         self.reach = max(self.centre, fft_window - 1 - self.centre)  # R
         self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
         self.conv = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model)  # depthwise, padding done by hand
-        self.reset_conv()
-
-    @torch.no_grad()
-    def reset_conv(self) -> None:
-        """Taps ~ N(0, CONV_INIT_GAIN^2 / K), bias 0: ||h|| ~ CONV_INIT_GAIN ||e|| at init."""
-        self.conv.weight.normal_(0.0, CONV_INIT_GAIN / math.sqrt(self.kernel_size))
-        self.conv.bias.zero_()
+        # taps ~ N(0, CONV_INIT_GAIN^2 / K), bias 0: ||h|| ~ CONV_INIT_GAIN ||e|| at init (here and in the model)
+        setattr(self.conv, INIT_STD_ATTR, CONV_INIT_GAIN / math.sqrt(kernel_size))
+        with torch.no_grad():
+            self.conv.weight.normal_(0.0, getattr(self.conv, INIT_STD_ATTR))
+            self.conv.bias.zero_()
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, state: EmbeddingState | None = None
@@ -182,13 +188,18 @@ class LiquidEmbedding(nn.Module):
         h_history = _history(state.conv_outputs if state is not None else None, self.fft_window - 1, h)
         fft_dtype = torch.promote_types(h.dtype, torch.float32)  # FFTs need fp32 at least (bf16 training)
         windows = self._windows(h, h_history).to(fft_dtype)  # (B, T, D, L)
-        window_complexity = spectral_entropy(torch.fft.rfft(windows, dim=-1))  # (B, T), from L // 2 + 1 bins
-        spectrum = torch.fft.rfft(windows * self._taper(fft_dtype, h.device), n=self.fft_length, dim=-1)  # (B,T,D,F)
-
+        # one GEMM gives both transforms of every window (windows of a few samples: cheaper than torch.fft)
+        analysis = _analysis_basis(self.fft_window, fft_dtype, h.device)  # (L, 2 F')
+        projected = windows @ torch.cat((analysis, self._synthesis_basis(fft_dtype, h.device).T), dim=1)
+        coefficients, filtered = projected.split((analysis.shape[1], self.num_bins), dim=-1)  # (B,T,D,2F'), (B,T,D,F)
+        power = coefficients.square().mean(dim=2).unflatten(-1, (2, -1)).sum(dim=-2)  # (B, T, F') mean_d |Y_f|^2
+        window_complexity = spectral_entropy(power)  # (B, T)
         complexity = self._sequence_complexity(window_complexity, valid, state)  # (B, T)
         ratio = (self.base_compression_ratio * (1.0 - complexity)).clamp_min(self.min_compression_ratio)  # (B, T)
         kept_bins = ((1.0 - ratio) * self.num_bins).clamp_min(1.0)  # (B, T) k_t
-        z = self._compressed_sample(spectrum, kept_bins) * keep_rows.to(fft_dtype)  # (B, T, D), fp32 or fp64
+        frequencies = torch.arange(self.num_bins, dtype=fft_dtype, device=h.device)  # (F,)
+        mask = (kept_bins[..., None] - frequencies).clamp(0.0, 1.0)  # (B, T, F)  M_{t,f}
+        z = (filtered * mask[:, :, None, :]).sum(dim=-1) * keep_rows.to(fft_dtype)  # (B, T, D), fp32 or fp64
         h_fft = h.to(fft_dtype)
         reconstruction_loss = (z - h_fft).square().sum() / (h_fft.square().sum() + ENERGY_EPS)
         valid_ratio = valid.to(ratio.dtype)
@@ -245,19 +256,15 @@ class LiquidEmbedding(nn.Module):
             prefix_count = prefix_count + state.complexity_count[:, None]
         return prefix_sum / prefix_count.clamp_min(1.0)
 
-    def _compressed_sample(self, spectrum: Tensor, kept_bins: Tensor) -> Tensor:
-        """The ramp mask M_{t,f} = clamp(k_t - f, 0, 1), then the inverse rfft (length N) at n0.
-
-        spectrum (B, T, D, F) complex, kept_bins (B, T) -> z (B, T, D) real.
-        """
-        real_dtype = spectrum.real.dtype
-        frequencies = torch.arange(self.num_bins, device=spectrum.device, dtype=real_dtype)  # (F,)
-        mask = (kept_bins[..., None].to(real_dtype) - frequencies).clamp(0.0, 1.0)  # (B, T, F)
-        hermitian = torch.full((self.num_bins,), 2.0, dtype=real_dtype, device=spectrum.device)
+    def _synthesis_basis(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Steps 3 and 5 as real filters: irfft(rfft(g * window, N) * M, N)[n0] = sum_f M_f sum_l window_l S_{f,l}
+        with S_{f,l} = g_l a_f cos(2 pi f (n0 - l) / N) / N (M real). Returns S, (F, L)."""
+        frequencies = torch.arange(self.num_bins, dtype=dtype, device=device)  # (F,)
+        hermitian = torch.full((self.num_bins,), 2.0, dtype=dtype, device=device)
         hermitian[0] = hermitian[-1] = 1.0  # f = 0 and the Nyquist bin (N is even) appear once
-        phase = torch.polar(hermitian / self.fft_length, 2 * math.pi * frequencies * self.centre / self.fft_length)
-        weights = mask.to(spectrum.dtype) * phase  # (B, T, F)
-        return torch.einsum("btdf,btf->btd", spectrum, weights).real  # (B, T, D)
+        offsets = self.centre - torch.arange(self.fft_window, dtype=dtype, device=device)  # (L,) n0 - l
+        synthesis = torch.cos(2 * math.pi * frequencies[:, None] * offsets / self.fft_length)  # (F, L)
+        return synthesis * (hermitian[:, None] / self.fft_length) * self._taper(dtype, device)
 
     def _update_state(
         self, state: EmbeddingState, e_history: Tensor, e: Tensor, h_history: Tensor, h: Tensor,

@@ -21,7 +21,7 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from liquid.attention import EnhancedLocalAttention
-from liquid.config import LiquidConfig
+from liquid.config import INIT_STD_ATTR, LiquidConfig
 from liquid.embedding import LiquidEmbedding, PlainEmbedding
 from liquid.ffn import DenseSwiGLU
 from liquid.moe import MoELayer
@@ -56,14 +56,10 @@ class DilatedConvBlock(nn.Module):
         )
         self.act = nn.GELU()
         self.proj = nn.Linear(config.d_model, config.d_model)
+        setattr(self.proj, INIT_STD_ATTR, 0.0)  # W_o = 0, b_o = 0: the block is the identity at init
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
         self.dropout = nn.Dropout(config.dropout)
-        self.reset_proj()
-
-    @torch.no_grad()
-    def reset_proj(self) -> None:
-        """W_o = 0, b_o = 0: the block is the identity at init."""
-        self.proj.weight.zero_()
-        self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         h = masked(self.norm(x), mask)  # padding must not leak through the kernel

@@ -13,7 +13,6 @@ right behind `decoder_start_token_id`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +23,9 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from liquid.cache import LiquidCache
-from liquid.config import LiquidConfig
+from liquid.config import INIT_STD_ATTR, LiquidConfig
 from liquid.decoder import DecoderOutput, LiquidDecoder
-from liquid.embedding import CONV_INIT_GAIN, LiquidEmbedding
-from liquid.encoder import BidirectionalEncoder, DilatedConvBlock, EncoderOutput
+from liquid.encoder import BidirectionalEncoder, EncoderOutput
 from liquid.ffn import DenseSwiGLU
 from liquid.losses import OptimizedFocalLoss
 from liquid.moe import SwiGLUExperts
@@ -60,20 +58,23 @@ class LiquidPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """HF's defaults (normal(0, initializer_range) for Linear/Conv/Embedding), then per module type: experts
-        as Linear; LiquidEmbedding's depthwise taps ~ N(0, CONV_INIT_GAIN^2 / K) (||h|| ~ gain ||e||); the
-        output projection of each dilated-conv block at 0 (the block starts as the identity). Modules are
-        visited children first, so these overwrite the defaults of their own submodules."""
+        """HF's defaults (normal(0, initializer_range) for Linear/Conv/Embedding, ones for norms), except:
+        expert weights as Linear, and a Linear/Conv that carries `INIT_STD_ATTR` (set by its owner: LiquidEmbedding's
+        depthwise taps, the dilated-conv blocks' output projections at 0) gets weight ~ N(0, that std^2), bias 0.
+        (HF marks a tensor initialised once done, so the owner module cannot re-initialise its children later.)"""
+        std = getattr(module, INIT_STD_ATTR, None)
+        if std is not None:
+            if std == 0:
+                init.zeros_(module.weight)
+            else:
+                init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+            return
         super()._init_weights(module)
         if isinstance(module, (SwiGLUExperts, DenseSwiGLU)):
             for weight in (module.w_gate, module.w_up, module.w_down):
                 init.normal_(weight, mean=0.0, std=self.config.initializer_range)
-        elif isinstance(module, LiquidEmbedding):
-            init.normal_(module.conv.weight, mean=0.0, std=CONV_INIT_GAIN / math.sqrt(module.kernel_size))
-            init.zeros_(module.conv.bias)
-        elif isinstance(module, DilatedConvBlock):
-            init.zeros_(module.proj.weight)
-            init.zeros_(module.proj.bias)
 
 
 class EncoderForGeneration(nn.Module):

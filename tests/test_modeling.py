@@ -73,6 +73,16 @@ def test_labels_alone_give_a_loss_that_trains_every_part():
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert out.aux_loss > 0 and torch.isfinite(out.reconstruction_loss)
     out.loss.backward()
+    # the dilated-conv blocks' output projections start at 0 (identity blocks), so their convolutions get
+    # gradient from the second step on: take one SGD step, then every parameter must get a gradient
+    zero_init = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert zero_init and all(n.startswith("encoder.convs.") and ".proj." not in n for n in zero_init), zero_init
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    model.zero_grad()
+    model(input_ids=input_ids, attention_mask=mask, labels=labels).loss.backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert no_grad == [], f"parameters without gradient: {no_grad}"
 
