@@ -227,6 +227,23 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
             router_entropy=torch.cat([t for t in entropy if t is not None]),
         )
 
+    @torch.no_grad()
+    def training_diagnostics(self, output: LiquidSeq2SeqLMOutput) -> dict[str, float]:
+        """Scalars the trainer logs each logging step: both compression ratios (batch means), and per MoE layer
+        (``enc0``.., ``dec0``..) the router entropy (nats; log E = uniform) and the experts per token."""
+        values: dict[str, float] = {}
+        for name, ratio in (("encoder", output.compression_ratio), ("decoder", output.decoder_compression_ratio)):
+            if ratio is not None:
+                values[f"compression_ratio_{name}"] = float(ratio.float().mean())
+        encoder_layers = self.config.encoder_layers if output.router_entropy.numel() > self.config.decoder_layers \
+            else 0
+        names = [f"enc{i}" for i in range(encoder_layers)] + [f"dec{i}" for i in range(self.config.decoder_layers)]
+        for layer, entropy, experts in zip(names, output.router_entropy.tolist(),
+                                           output.layer_experts_per_token.tolist()):
+            values[f"router_entropy_{layer}"] = entropy
+            values[f"experts_per_token_{layer}"] = experts
+        return values
+
     def num_parameters_breakdown(self) -> dict[str, int]:
         """Parameters per top-level part (shared table counted once), and the most one token uses:
         `active` counts `moe_top_k` of the `num_experts` experts in every MoE layer."""
