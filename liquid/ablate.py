@@ -11,7 +11,7 @@ Variants (each a `LiquidConfig` switch, so every component stays available by co
 | full              | nothing: the preset as configured                                             |
 | plain_embedding   | `embedding_type=plain`: the token table instead of LiquidEmbedding            |
 | dense_ffn         | `ffn_type=dense`: one SwiGLU of width moe_top_k * d_ff (the MoE's active size)|
-| full_attention    | window_size = decoder_window_size >= the longest source / target: full attention |
+| full_attention    | windows covering the longest source / target (2 L and L): full attention      |
 | no_dilated_conv   | `conv_layers=0`                                                               |
 | ce_loss           | `loss_type=ce` instead of focal                                               |
 | t5                | `transformers.T5ForConditionalGeneration` from a T5Config of about the full   |
@@ -105,7 +105,8 @@ def training_argv(args: argparse.Namespace, passthrough: list[str], variant: str
         argv += ["--eval_every", str(DEFAULT_EVAL_EVERY)]
     overrides = list(CONFIG_OVERRIDES.get(variant, []))
     if variant == "full_attention":
-        overrides += [f"window_size={full_window}", f"decoder_window_size={full_window}"]
+        # bidirectional |i - j| <= W // 2 and causal i - W < j <= i cover every pair of an L-token sequence
+        overrides += [f"window_size={2 * full_window}", f"decoder_window_size={full_window}"]
     for item in overrides:
         argv += ["--set", item]
     return argv + passthrough
@@ -256,7 +257,7 @@ def mean_spread(values: list[float | None]) -> str:
 
 def markdown_table(results: list[dict], budget_minutes: float) -> str:
     tasks = sorted({task for r in results for task in r["test"]["per_task"]})
-    header = ["variant", "seeds", "overall acc", *[f"{t} {m[:5]}" for t in tasks for m in TASK_METRICS],
+    header = ["variant", "seeds", "overall acc", *[f"{t} {m[:3]}" for t in tasks for m in TASK_METRICS],
               "val loss", "tokens/s", "params", "active"]
     lines = [f"Equal wall-clock: {budget_minutes:g} min of training per run; mean ± sample std over seeds.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

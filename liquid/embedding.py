@@ -186,11 +186,13 @@ class LiquidEmbedding(nn.Module):
         e_history = _history(state.token_embeddings if state is not None else None, self.kernel_size - 1, e)
         h = self._convolve(e, e_history) * keep_rows  # (B, T, D)
         h_history = _history(state.conv_outputs if state is not None else None, self.fft_window - 1, h)
-        fft_dtype = torch.promote_types(h.dtype, torch.float32)  # FFTs need fp32 at least (bf16 training)
+        fft_dtype = torch.promote_types(h.dtype, torch.float32)  # spectra in fp32 at least (bf16 training)
         windows = self._windows(h, h_history).to(fft_dtype)  # (B, T, D, L)
-        # one GEMM gives both transforms of every window (windows of a few samples: cheaper than torch.fft)
+        # one GEMM gives both transforms of every window (windows of a few samples: cheaper than torch.fft),
+        # outside autocast so that it stays in fp32
         analysis = _analysis_basis(self.fft_window, fft_dtype, h.device)  # (L, 2 F')
-        projected = windows @ torch.cat((analysis, self._synthesis_basis(fft_dtype, h.device).T), dim=1)
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            projected = windows @ torch.cat((analysis, self._synthesis_basis(fft_dtype, h.device).T), dim=1)
         coefficients, filtered = projected.split((analysis.shape[1], self.num_bins), dim=-1)  # (B,T,D,2F'), (B,T,D,F)
         power = coefficients.square().mean(dim=2).unflatten(-1, (2, -1)).sum(dim=-2)  # (B, T, F') mean_d |Y_f|^2
         window_complexity = spectral_entropy(power)  # (B, T)

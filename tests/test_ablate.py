@@ -45,7 +45,7 @@ def test_ablation_end_to_end(tmp_path: Path, capsys):
     assert t5["params_active"] == t5["params_total"]
     assert abs(t5["params_total"] - full["params_total"]) < 0.05 * full["params_total"]
     table = (out / ablate.TABLE_FILE).read_text()
-    assert "| full | 1 |" in table and "| t5 | 1 |" in table and "math accur" in table
+    assert "| full | 1 |" in table and "| t5 | 1 |" in table and "math acc" in table and "sentiment cov" in table
     assert (out / ablate.PLOT_FILE).stat().st_size > 0
     assert "ablation.md" in capsys.readouterr().out
 
@@ -55,7 +55,7 @@ def test_variant_flags_and_bad_input(tmp_path: Path):
                                            "--max_source_length", "40"])
     argv = ablate.training_argv(args, passthrough, "full_attention", 0, tmp_path, full_window=128)
     assert argv[argv.index("--max_time_minutes") + 1] == "1.0"
-    assert "window_size=128" in argv and "decoder_window_size=128" in argv and argv[-2:] == ["--max_source_length",
+    assert "window_size=256" in argv and "decoder_window_size=128" in argv and argv[-2:] == ["--max_source_length",
                                                                                              "40"]
     argv = ablate.training_argv(args, passthrough, "dense_ffn", 0, tmp_path, full_window=128)
     assert "ffn_type=dense" in argv
