@@ -18,6 +18,61 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 LOSS_TYPES = ("focal", "ce")
+EMBEDDING_TYPES = ("liquid", "plain")  # LiquidEmbedding, or a plain token table (ablation)
+FFN_TYPES = ("moe", "dense")
+# A Linear/Conv carrying this attribute is initialised by `LiquidPreTrainedModel._init_weights` with weight
+# ~ N(0, value^2) (0: zeros) and bias 0, instead of the config-wide initializer_range.
+INIT_STD_ATTR = "liquid_init_std"  # sparse MoE, or one dense SwiGLU of the same active width (ablation)
+
+
+# --- argument checks: each concern is written once here; LiquidConfig and the modules that can be built
+# --- without a config (LiquidEmbedding, MoELayer, RotaryEmbedding, OptimizedFocalLoss) call the same function.
+def check_positive(**values: int | float) -> None:
+    """Every value must be >= 1 (sizes) -- `ValueError` naming the first that is not."""
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def check_compression_ratios(min_ratio: float, base_ratio: float) -> None:
+    """LiquidEmbedding's C_ratio bounds: 0 <= min <= base < 1 (at least the f = 0 bin is always kept)."""
+    if not 0.0 <= min_ratio <= base_ratio < 1.0:
+        raise ValueError("need 0 <= min_compression_ratio <= base_compression_ratio < 1, got "
+                         f"min={min_ratio}, base={base_ratio}")
+
+
+def check_routing(num_experts: int, top_k: int, threshold: float, load_balance_weight: float,
+                  z_loss_weight: float) -> None:
+    """MoE routing: 1 <= top_k <= num_experts, threshold in (0, 1], non-negative loss weights."""
+    check_positive(num_experts=num_experts)
+    if not 1 <= top_k <= num_experts:
+        raise ValueError(f"moe_top_k must be in [1, num_experts={num_experts}], got {top_k}")
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"moe_threshold must be in (0, 1], got {threshold}")
+    if load_balance_weight < 0 or z_loss_weight < 0:
+        raise ValueError(f"MoE loss weights must be >= 0, got load_balance_weight={load_balance_weight}, "
+                         f"z_loss_weight={z_loss_weight}")
+
+
+def check_rope(head_dim: int, theta: float) -> None:
+    """RoPE rotates pairs of channels: an even head dim >= 2 and theta > 0."""
+    if head_dim < 2 or head_dim % 2:
+        raise ValueError(f"head dim d_model/num_heads must be even and >= 2 for RoPE, got {head_dim}")
+    if theta <= 0:
+        raise ValueError(f"rope_theta must be > 0, got {theta}")
+
+
+def check_token_loss(gamma: float, label_smoothing: float) -> None:
+    """Focal loss: gamma >= 0; label smoothing in [0, 1)."""
+    if gamma < 0:
+        raise ValueError(f"focal_gamma must be >= 0, got {gamma}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 # Sizes per preset; everything not listed keeps the class default.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -65,6 +120,9 @@ class LiquidConfig(PreTrainedConfig):
     base_compression_ratio / min_compression_ratio (`float`): LiquidEmbedding's C_ratio bounds.
     fft_window (`int`): positions per short-time FFT window of LiquidEmbedding.
     embedding_kernel_size (`int`): LiquidEmbedding's convolution kernel.
+    embedding_type (`str`, "liquid" or "plain"): LiquidEmbedding, or a plain token table (for ablations).
+    ffn_type (`str`, "moe" or "dense"): the MoE layer, or one dense SwiGLU of width `moe_top_k * d_ff` (the
+        most an MoE token can use), for ablations.
     max_position_embeddings (`int`, defaults to 512): the longest sequence accepted.
     dropout / attention_dropout (`float`): residual and attention-probability dropout.
     loss_type (`str`, "focal" or "ce"): token loss; focal uses `focal_gamma`, `focal_alpha`.
@@ -103,6 +161,8 @@ class LiquidConfig(PreTrainedConfig):
     min_compression_ratio: float = 0.1
     fft_window: int = 16
     embedding_kernel_size: int = 3
+    embedding_type: str = "liquid"
+    ffn_type: str = "moe"
     max_position_embeddings: int = 512
     dropout: float = 0.0
     attention_dropout: float = 0.0
@@ -129,36 +189,30 @@ class LiquidConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     def validate_architecture(self):
-        """Refuse impossible combinations with a message that says what is allowed."""
-        positive = ("vocab_size", "d_model", "num_heads", "num_kv_heads", "encoder_layers", "decoder_layers",
-                    "d_ff", "num_experts", "moe_top_k", "window_size", "decoder_window_size", "fft_window",
-                    "max_position_embeddings", "conv_kernel_size", "embedding_kernel_size")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"LiquidConfig.{name} must be >= 1, got {getattr(self, name)}")
+        """Refuse impossible combinations with a message that says what is allowed (the one place for
+        config-level checks; the shared `check_*` functions above hold each rule)."""
+        check_positive(**{name: getattr(self, name) for name in (
+            "vocab_size", "d_model", "num_heads", "num_kv_heads", "encoder_layers", "decoder_layers", "d_ff",
+            "window_size", "decoder_window_size", "max_position_embeddings", "conv_kernel_size",
+            "embedding_kernel_size")})
+        if self.fft_window < 2:
+            raise ValueError(f"fft_window must be >= 2 (at least two samples per window), got {self.fft_window}")
         if self.conv_layers < 0:
-            raise ValueError(f"LiquidConfig.conv_layers must be >= 0, got {self.conv_layers}")
+            raise ValueError(f"conv_layers must be >= 0, got {self.conv_layers}")
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
-        if (self.d_model // self.num_heads) % 2:
-            raise ValueError(f"head dim d_model/num_heads ({self.d_model // self.num_heads}) must be even for RoPE")
+        check_rope(self.d_model // self.num_heads, self.rope_theta)
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be divisible by num_kv_heads ({self.num_kv_heads})")
-        if not 1 <= self.moe_top_k <= self.num_experts:
-            raise ValueError(f"moe_top_k must be in [1, num_experts={self.num_experts}], got {self.moe_top_k}")
-        if not 0.0 < self.moe_threshold <= 1.0:
-            raise ValueError(f"moe_threshold must be in (0, 1], got {self.moe_threshold}")
-        if not 0.0 <= self.min_compression_ratio <= self.base_compression_ratio < 1.0:
-            raise ValueError("need 0 <= min_compression_ratio <= base_compression_ratio < 1, got "
-                             f"{self.min_compression_ratio} and {self.base_compression_ratio}")
+        check_routing(self.num_experts, self.moe_top_k, self.moe_threshold, self.load_balance_weight,
+                      self.z_loss_weight)
+        check_compression_ratios(self.min_compression_ratio, self.base_compression_ratio)
         if self.conv_kernel_size % 2 == 0:
             raise ValueError(f"conv_kernel_size must be odd (centred convolution), got {self.conv_kernel_size}")
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
-        if self.focal_gamma < 0:
-            raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        check_choice("loss_type", self.loss_type, LOSS_TYPES)
+        check_choice("embedding_type", self.embedding_type, EMBEDDING_TYPES)
+        check_choice("ffn_type", self.ffn_type, FFN_TYPES)
+        check_token_loss(self.focal_gamma, self.label_smoothing)
 
     @property
     def receptive_field(self) -> int:
@@ -184,4 +238,5 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-__all__ = ["LiquidConfig", "PRESETS", "LOSS_TYPES", "preset_names"]
+__all__ = ["EMBEDDING_TYPES", "FFN_TYPES", "INIT_STD_ATTR", "LOSS_TYPES", "LiquidConfig", "PRESETS", "check_compression_ratios",
+           "check_positive", "check_rope", "check_routing", "check_token_loss", "preset_names"]

@@ -27,6 +27,8 @@ class DecoderOutput:
     compression_ratio: torch.Tensor  # (B,)
     experts_per_token: torch.Tensor | None
     expert_load: list[torch.Tensor]  # per layer, (E,)
+    layer_experts_per_token: torch.Tensor  # (L,) per layer
+    router_entropy: torch.Tensor  # (L,) per layer
 
 
 class DecoderLayer(nn.Module):
@@ -83,12 +85,13 @@ class LiquidDecoder(nn.Module):
             decoder_input_ids, decoder_mask, state=cache.embedding if cache is not None else None
         )
         x = emb.embeddings
-        aux, experts, loads = [], [], []
+        aux, experts, loads, entropy = [], [], [], []
         for index, layer in enumerate(self.layers):
             x, moe = layer(x, encoder_states, encoder_mask, decoder_mask, cache, index)
             aux.append(moe.aux_loss)
             experts.append(moe.experts_per_token)
             loads.append(moe.expert_load)
+            entropy.append(moe.router_entropy)
         x = masked(self.norm(x), decoder_mask)
         return DecoderOutput(
             last_hidden_state=x,
@@ -97,4 +100,6 @@ class LiquidDecoder(nn.Module):
             compression_ratio=emb.compression_ratio,
             experts_per_token=torch.stack(experts).mean(),
             expert_load=loads,
+            layer_experts_per_token=torch.stack(experts),
+            router_entropy=torch.stack(entropy),
         )

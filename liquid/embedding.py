@@ -1,8 +1,10 @@
-"""LiquidEmbedding: token embedding + depthwise convolution + complexity-adaptive short-time FFT compression."""
+"""LiquidEmbedding: token embedding + depthwise convolution + complexity-adaptive short-time FFT low-pass.
+
+`PlainEmbedding` (the token table alone, same interface) replaces it when `config.embedding_type == "plain"`.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
@@ -10,13 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-logger = logging.getLogger(__name__)
+from liquid.config import INIT_STD_ATTR, check_compression_ratios, check_positive
 
-__all__ = ["EmbeddingOutput", "EmbeddingState", "LiquidEmbedding"]
+__all__ = ["CONV_INIT_GAIN", "EmbeddingOutput", "EmbeddingState", "LiquidEmbedding", "PlainEmbedding"]
 
 ENERGY_EPS = 1e-8  # keeps reconstruction_loss finite when the conv signal is all zero
-TINY_POWER = 1e-30  # denominator guard of the power distribution of an all-zero window
-SEQ_DIM = 1  # sequence axis of (B, T, D) tensors
+POWER_FLOOR = 1e-12  # added to every bin's power: an all-zero window reads as flat (c = 1), gradients stay finite
+FFT_PADDING = 2  # the (implicit) FFT length is 2 L: L + 1 bins, and the inverse never wraps (class docstring)
+# ||h|| ~ CONV_INIT_GAIN ||e|| at init (depthwise taps ~ N(0, gain^2 / K)), so the compressed signal is a
+# visible part of the output from step 0 (with std 0.02 it was 3% of it).
+CONV_INIT_GAIN = 0.5
 
 
 @dataclass
@@ -24,8 +29,9 @@ class EmbeddingOutput:
     """Output of LiquidEmbedding."""
 
     embeddings: Tensor  # (B, T, D), zero at padded positions
-    compression_ratio: Tensor  # (B,) mean C_ratio (share of the spectrum discarded) over real positions
+    compression_ratio: Tensor  # (B,) mean C_ratio (share of the frequency bins discarded) over real positions
     reconstruction_loss: Tensor  # scalar: share of the conv signal's energy the compression discarded
+    complexity: Tensor | None = None  # (B, T) the complexity each position's cut-off follows (differentiable)
 
 
 @dataclass
@@ -52,16 +58,23 @@ class EmbeddingState:
                 setattr(self, name, value.index_select(0, beam_idx.to(value.device)))
 
 
-def spectral_entropy(spectrum: Tensor) -> Tensor:
-    """Normalised spectral entropy of windows: spectrum (..., D, F) complex -> (...) in [0, 1].
+def spectral_entropy(power: Tensor) -> Tensor:
+    """Normalised spectral entropy from channel-averaged power (..., F) -> (...) in [0, 1], differentiable.
 
-    ``P_f = mean_d |X_{d,f}|^2``, ``p_f = P_f / sum_f P_f``, ``c = -sum_f p_f log p_f / log F``.
-    An all-zero window has c = 0.
+    ``P_f = power_f + floor``, ``p_f = P_f / sum_f P_f``, ``c = -sum_f p_f log p_f / log F``.
     """
-    power = spectrum.abs().square().mean(dim=-2)  # (..., F)
-    probs = power / power.sum(dim=-1, keepdim=True).clamp_min(TINY_POWER)
-    entropy = -torch.special.xlogy(probs, probs).sum(dim=-1)
-    return (entropy / math.log(spectrum.shape[-1])).clamp(0.0, 1.0)
+    power = power + POWER_FLOOR
+    probs = power / power.sum(dim=-1, keepdim=True)
+    entropy = -(probs * probs.log()).sum(dim=-1)
+    return (entropy / math.log(power.shape[-1])).clamp(0.0, 1.0)
+
+
+def _analysis_basis(length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(L, 2 F') real DFT basis [cos | sin](2 pi l f / L), F' = L // 2 + 1: window @ basis = (Re, -Im) of rfft."""
+    bins = length // 2 + 1
+    angle = 2 * math.pi * torch.outer(torch.arange(length, dtype=dtype, device=device),
+                                      torch.arange(bins, dtype=dtype, device=device)) / length  # (L, F')
+    return torch.cat((angle.cos(), angle.sin()), dim=1)
 
 
 def _history(previous: Tensor | None, size: int, like: Tensor) -> Tensor:
@@ -72,35 +85,44 @@ def _history(previous: Tensor | None, size: int, like: Tensor) -> Tensor:
 
 
 def _last_rows(x: Tensor, size: int) -> Tensor:
-    return x[:, x.shape[SEQ_DIM] - size :]  # (B, size, D); empty when size == 0
+    return x[:, x.shape[1] - size :]  # (B, size, D); empty when size == 0
 
 
 class LiquidEmbedding(nn.Module):
-    """Token embedding whose convolved signal is compressed in frequency according to its complexity.
+    """Token embedding whose convolved signal is low-passed with a cut-off set by its complexity.
 
-    With ``m_t = 1`` for real tokens and 0 for padding, K = ``kernel_size``, L = ``fft_window``, F = L // 2 + 1:
+    With ``m_t = 1`` for real tokens and 0 for padding, K = ``kernel_size``, L = ``fft_window``, the FFT length
+    N = 2 L (zero padding), F = N // 2 + 1 = L + 1 bins, t's index in its window n0 = L - 1 (causal) or L // 2
+    (bidirectional), and R = the largest distance from n0 inside the window (L - 1 causal, L // 2 bidirectional):
 
     1. ``e_t = m_t E[x_t]``   (the table ``self.token_embedding`` can be shared with the LM head)
     2. ``h_t = m_t * sum_k w_k * e_{t + k - K + 1}``   causal (left-padded), or centred when bidirectional;
-       depthwise (one filter per channel), zero outside the sequence.
-    3. ``X_t = rfft(h[window_t])`` over L positions, ``window_t = [t - L + 1, t]`` when causal,
-       ``[t - L//2, t + L - L//2)`` when bidirectional; outside or padded positions count as zero.
-    4. complexity of a window: normalised spectral entropy of the channel-averaged power,
-       ``P_f = mean_d |X_{t,d,f}|^2``, ``p_f = P_f / sum P``, ``c_t = H(p) / log F`` in [0, 1]: a flat spectrum
-       (high variability between neighbouring tokens) gives 1, a constant signal (all power at f = 0) gives 0.
-       Sequence complexity: bidirectional ``c = mean_{real t} c_t`` (one value per sequence);
-       causal ``c_{<=t} = mean_{real s <= t} c_s`` (a prefix mean, so no position looks ahead).
-    5. ``C_ratio = max(base * (1 - c), min)`` is the share of the spectrum DISCARDED (more complex, more kept):
-       keep the lowest ``k = ceil((1 - C_ratio) F)`` bins (hard mask, at least the f = 0 bin) and read the inverse
-       transform at t's index n0 inside its window (L - 1 causal, L // 2 bidirectional):
-       ``z_t = irfft(X_t * 1[f < k])[n0] = (1/L) sum_{f < k} a_f Re(X_{t,f} exp(2 pi i f n0 / L))``
-       with ``a_f = 1`` for f = 0 and f = L/2, else 2 (only that one sample is computed).
+       depthwise (one filter per channel), zero outside the sequence. Taps start ~ N(0, CONV_INIT_GAIN^2 / K).
+    3. ``u_{t,l} = g_l h_{t - n0 + l}`` for l = 0..L-1 with the taper ``g_l = cos^2(pi (l - n0) / (2 (R + 1)))``
+       (1 at t, near 0 at the window's far end); outside or padded positions count as zero.
+       ``X_t = rfft(u_t, n=N)``: zero-padded, so reading the inverse transform at n0 below is a linear filter
+       ``z_t = sum_l u_{t,l} k_t(|n0 - l|)`` with |n0 - l| <= R < N / 2: it never wraps around to the window's
+       other end (with N = L, a causal low-pass weighed h_{t-L+1} like h_{t-1}).
+    4. complexity of a window: normalised spectral entropy of the channel-averaged power of the plain window's
+       spectrum ``Y_t = rfft(h[t - n0 .. t - n0 + L - 1])`` (L points, F' = L // 2 + 1 bins, no taper or padding,
+       which would smear even a constant signal over several bins):
+       ``P_f = mean_d |Y_{t,d,f}|^2 + floor``, ``p_f = P_f / sum P``, ``c_t = H(p) / log F'`` in [0, 1]: a flat
+       spectrum (high variability between neighbouring tokens) gives 1, a constant signal (all power at f = 0) 0.
+       Sequence complexity: bidirectional ``cbar_t = mean_{real s} c_s`` (one value per sequence);
+       causal ``cbar_t = mean_{real s <= t} c_s`` (a prefix mean, so no position looks ahead).
+    5. ``C_t = max(base * (1 - cbar_t), min)``; kept bins ``k_t = max((1 - C_t) F, 1)``; the mask is the
+       fractional ramp ``M_{t,f} = clamp(k_t - f, 0, 1)`` (bins below floor(k_t) kept, bin floor(k_t) kept in
+       part), so ``sum_f M_{t,f} = k_t`` and the reported ``C_ratio_t = 1 - k_t / F`` is exactly the share of the
+       F bins discarded, continuous in cbar_t. Only t's sample of the inverse transform is computed:
+       ``z_t = irfft(X_t * M_t, n=N)[n0] = (1/N) sum_f a_f M_{t,f} Re(X_{t,f} exp(2 pi i f n0 / N))``,
+       ``a_f = 1`` for f = 0 and f = N/2, else 2. With every bin kept, ``z_t = g_{n0} h_t = h_t``.
     6. ``embeddings_t = e_t + z_t`` (residual: token identity is never lost), zero at padding;
        ``reconstruction_loss = sum_{real t} ||z_t - h_t||^2 / (sum_{real t} ||h_t||^2 + eps)``;
        ``compression_ratio = mean_{real t} C_ratio_t`` per sequence.
 
-    Complexity (hence the bin count) is a non-differentiable statistic: it is computed from a detached spectrum.
-    Gradients reach the table and the convolution through the kept spectrum and the residual.
+    Gradients reach the table and the convolution through the kept spectrum, the residual, and the complexity:
+    c_t is computed from the live spectrum and the ramp mask is piecewise linear in k_t, so the task loss also
+    moves the cut-off (where ``C_t`` is not clamped at ``min``).
 
     Causality (``causal=True``): the convolution, the window and the complexity only use positions <= t, so a
     change at position k never changes outputs before k. ``forward(new_ids, state=EmbeddingState())`` continues
@@ -122,19 +144,10 @@ class LiquidEmbedding(nn.Module):
         padding_idx: int | None = 0,
     ) -> None:
         super().__init__()
-        if vocab_size < 1 or d_model < 1 or max_length < 1:
-            raise ValueError(
-                f"vocab_size, d_model and max_length must be >= 1, got {vocab_size}, {d_model}, {max_length}"
-            )
-        if not 0.0 <= min_compression_ratio <= base_compression_ratio <= 1.0:
-            raise ValueError(
-                "need 0 <= min_compression_ratio <= base_compression_ratio <= 1, got "
-                f"min={min_compression_ratio}, base={base_compression_ratio}"
-            )
-        if kernel_size < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+        check_positive(vocab_size=vocab_size, d_model=d_model, max_length=max_length, kernel_size=kernel_size)
+        check_compression_ratios(min_compression_ratio, base_compression_ratio)
         if fft_window < 2:
-            raise ValueError(f"fft_window must be >= 2 (at least two frequency bins), got {fft_window}")
+            raise ValueError(f"fft_window must be >= 2 (at least two samples per window), got {fft_window}")
         if padding_idx is not None and not 0 <= padding_idx < vocab_size:
             raise ValueError(f"padding_idx must be in [0, {vocab_size}), got {padding_idx}")
         self.max_length = max_length
@@ -143,9 +156,17 @@ class LiquidEmbedding(nn.Module):
         self.causal = causal
         self.kernel_size = kernel_size
         self.fft_window = fft_window
-        self.num_bins = fft_window // 2 + 1
+        self.fft_length = FFT_PADDING * fft_window
+        self.num_bins = self.fft_length // 2 + 1
+        self.centre = fft_window - 1 if causal else fft_window // 2  # n0
+        self.reach = max(self.centre, fft_window - 1 - self.centre)  # R
         self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
         self.conv = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model)  # depthwise, padding done by hand
+        # taps ~ N(0, CONV_INIT_GAIN^2 / K), bias 0: ||h|| ~ CONV_INIT_GAIN ||e|| at init (here and in the model)
+        setattr(self.conv, INIT_STD_ATTR, CONV_INIT_GAIN / math.sqrt(kernel_size))
+        with torch.no_grad():
+            self.conv.weight.normal_(0.0, getattr(self.conv, INIT_STD_ATTR))
+            self.conv.bias.zero_()
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, state: EmbeddingState | None = None
@@ -165,20 +186,35 @@ class LiquidEmbedding(nn.Module):
         e_history = _history(state.token_embeddings if state is not None else None, self.kernel_size - 1, e)
         h = self._convolve(e, e_history) * keep_rows  # (B, T, D)
         h_history = _history(state.conv_outputs if state is not None else None, self.fft_window - 1, h)
-        fft_dtype = torch.promote_types(h.dtype, torch.float32)  # FFTs need fp32 at least (bf16 training)
-        spectrum = torch.fft.rfft(self._windows(h, h_history).to(fft_dtype), dim=-1)  # (B, T, D, F)
-
-        window_complexity = spectral_entropy(spectrum.detach())  # (B, T)
+        fft_dtype = torch.promote_types(h.dtype, torch.float32)  # spectra in fp32 at least (bf16 training)
+        windows = self._windows(h, h_history).to(fft_dtype)  # (B, T, D, L)
+        # one GEMM gives both transforms of every window (windows of a few samples: cheaper than torch.fft),
+        # outside autocast so that it stays in fp32
+        analysis = _analysis_basis(self.fft_window, fft_dtype, h.device)  # (L, 2 F')
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            projected = windows @ torch.cat((analysis, self._synthesis_basis(fft_dtype, h.device).T), dim=1)
+        coefficients, filtered = projected.split((analysis.shape[1], self.num_bins), dim=-1)  # (B,T,D,2F'), (B,T,D,F)
+        power = coefficients.square().mean(dim=2).unflatten(-1, (2, -1)).sum(dim=-2)  # (B, T, F') mean_d |Y_f|^2
+        window_complexity = spectral_entropy(power)  # (B, T)
         complexity = self._sequence_complexity(window_complexity, valid, state)  # (B, T)
         ratio = (self.base_compression_ratio * (1.0 - complexity)).clamp_min(self.min_compression_ratio)  # (B, T)
-        z = self._compressed_sample(spectrum, ratio) * keep_rows.to(fft_dtype)  # (B, T, D), fp32 or fp64
+        kept_bins = ((1.0 - ratio) * self.num_bins).clamp_min(1.0)  # (B, T) k_t
+        frequencies = torch.arange(self.num_bins, dtype=fft_dtype, device=h.device)  # (F,)
+        mask = (kept_bins[..., None] - frequencies).clamp(0.0, 1.0)  # (B, T, F)  M_{t,f}
+        z = (filtered * mask[:, :, None, :]).sum(dim=-1) * keep_rows.to(fft_dtype)  # (B, T, D), fp32 or fp64
         h_fft = h.to(fft_dtype)
         reconstruction_loss = (z - h_fft).square().sum() / (h_fft.square().sum() + ENERGY_EPS)
         valid_ratio = valid.to(ratio.dtype)
-        compression_ratio = (ratio * valid_ratio).sum(SEQ_DIM) / valid_ratio.sum(SEQ_DIM).clamp_min(1.0)  # (B,)
+        discarded = 1.0 - kept_bins / self.num_bins  # (B, T) C_ratio_t
+        compression_ratio = (discarded * valid_ratio).sum(1) / valid_ratio.sum(1).clamp_min(1.0)  # (B,)
         if state is not None:
             self._update_state(state, e_history, e, h_history, h, window_complexity, valid)
-        return EmbeddingOutput(e + z.to(e.dtype), compression_ratio, reconstruction_loss)
+        return EmbeddingOutput(e + z.to(e.dtype), compression_ratio, reconstruction_loss, complexity)
+
+    def _taper(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """g_l = cos^2(pi (l - n0) / (2 (R + 1))), (L,). Computed on the fly: no buffer for loading to miss."""
+        distance = torch.arange(self.fft_window, dtype=dtype, device=device) - self.centre
+        return torch.cos(math.pi * distance / (2 * (self.reach + 1))).square()
 
     def _validate(self, input_ids: Tensor, attention_mask: Tensor | None, state: EmbeddingState | None) -> None:
         if input_ids.dim() != 2:
@@ -188,70 +224,90 @@ class LiquidEmbedding(nn.Module):
                              f"got {tuple(attention_mask.shape)}")
         if state is not None and not self.causal:
             raise ValueError("the decode state is only defined for the causal embedding (causal=True)")
-        end = input_ids.shape[SEQ_DIM] + (state.seen_tokens if state is not None else 0)
+        end = input_ids.shape[1] + (state.seen_tokens if state is not None else 0)
         if end > self.max_length:
             raise ValueError(f"sequence length {end} exceeds max_length={self.max_length}")
 
     def _convolve(self, e: Tensor, history: Tensor) -> Tensor:
         """Depthwise convolution: causal over [history, e], or centred with zero padding. (B, T, D) -> (B, T, D)."""
         if self.causal:
-            signal = torch.cat((history, e), dim=SEQ_DIM).transpose(1, 2)  # (B, D, K - 1 + T)
+            signal = torch.cat((history, e), dim=1).transpose(1, 2)  # (B, D, K - 1 + T)
         else:
             left = (self.kernel_size - 1) // 2
             signal = F.pad(e.transpose(1, 2), (left, self.kernel_size - 1 - left))  # (B, D, T + K - 1)
         return self.conv(signal).transpose(1, 2)  # (B, T, D)
 
     def _windows(self, h: Tensor, history: Tensor) -> Tensor:
-        """Short-time windows of L positions around (bidirectional) or ending at (causal) each t: (B, T, D, L)."""
+        """Short-time windows of L positions, t at index n0 of its window: (B, T, D, L)."""
         if self.causal:
-            padded = torch.cat((history, h), dim=SEQ_DIM)  # (B, L - 1 + T, D)
+            padded = torch.cat((history, h), dim=1)  # (B, L - 1 + T, D)
         else:
-            left = self.fft_window // 2
-            padded = F.pad(h, (0, 0, left, self.fft_window - 1 - left))  # (B, T + L - 1, D)
-        return padded.unfold(SEQ_DIM, self.fft_window, 1)  # (B, T, D, L)
+            padded = F.pad(h, (0, 0, self.centre, self.fft_window - 1 - self.centre))  # (B, T + L - 1, D)
+        return padded.unfold(1, self.fft_window, 1)  # (B, T, D, L)
 
     def _sequence_complexity(self, window_complexity: Tensor, valid: Tensor, state: EmbeddingState | None) -> Tensor:
         """Bidirectional: mean c_t over real positions; causal: prefix mean over real s <= t. (B, T) -> (B, T)."""
         weights = valid.to(window_complexity.dtype)
         weighted = window_complexity * weights
         if not self.causal:
-            mean = weighted.sum(SEQ_DIM, keepdim=True) / weights.sum(SEQ_DIM, keepdim=True).clamp_min(1.0)  # (B, 1)
+            mean = weighted.sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)  # (B, 1)
             return mean.expand_as(window_complexity)
-        prefix_sum, prefix_count = weighted.cumsum(SEQ_DIM), weights.cumsum(SEQ_DIM)  # (B, T)
+        prefix_sum, prefix_count = weighted.cumsum(1), weights.cumsum(1)  # (B, T)
         if state is not None and state.complexity_sum is not None:
             prefix_sum = prefix_sum + state.complexity_sum[:, None]
             prefix_count = prefix_count + state.complexity_count[:, None]
         return prefix_sum / prefix_count.clamp_min(1.0)
 
-    def _compressed_sample(self, spectrum: Tensor, ratio: Tensor) -> Tensor:
-        """Keep the lowest ceil((1 - C_ratio) F) bins and evaluate the inverse rfft at t's window index.
-
-        spectrum (B, T, D, F) complex, ratio (B, T) -> z (B, T, D) real.
-        """
-        window, bins = self.fft_window, self.num_bins
-        centre = window - 1 if self.causal else window // 2
-        kept_bins = torch.ceil((1.0 - ratio) * bins).clamp(1, bins)  # (B, T)
-        frequencies = torch.arange(bins, device=spectrum.device)
-        kept = (frequencies < kept_bins[..., None]).to(spectrum.real.dtype)  # (B, T, F)
-        hermitian = torch.full((bins,), 2.0, dtype=spectrum.real.dtype, device=spectrum.device)
-        hermitian[0] = 1.0
-        if window % 2 == 0:
-            hermitian[-1] = 1.0  # the Nyquist bin appears once
-        phase = torch.polar(hermitian / window, 2 * math.pi * frequencies.to(hermitian.dtype) * centre / window)  # (F,)
-        weights = kept.to(spectrum.dtype) * phase  # (B, T, F)
-        return torch.einsum("btdf,btf->btd", spectrum, weights).real  # (B, T, D)
+    def _synthesis_basis(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Steps 3 and 5 as real filters: irfft(rfft(g * window, N) * M, N)[n0] = sum_f M_f sum_l window_l S_{f,l}
+        with S_{f,l} = g_l a_f cos(2 pi f (n0 - l) / N) / N (M real). Returns S, (F, L)."""
+        frequencies = torch.arange(self.num_bins, dtype=dtype, device=device)  # (F,)
+        hermitian = torch.full((self.num_bins,), 2.0, dtype=dtype, device=device)
+        hermitian[0] = hermitian[-1] = 1.0  # f = 0 and the Nyquist bin (N is even) appear once
+        offsets = self.centre - torch.arange(self.fft_window, dtype=dtype, device=device)  # (L,) n0 - l
+        synthesis = torch.cos(2 * math.pi * frequencies[:, None] * offsets / self.fft_length)  # (F, L)
+        return synthesis * (hermitian[:, None] / self.fft_length) * self._taper(dtype, device)
 
     def _update_state(
         self, state: EmbeddingState, e_history: Tensor, e: Tensor, h_history: Tensor, h: Tensor,
         window_complexity: Tensor, valid: Tensor,
     ) -> None:
-        state.token_embeddings = _last_rows(torch.cat((e_history, e), dim=SEQ_DIM), self.kernel_size - 1)
-        state.conv_outputs = _last_rows(torch.cat((h_history, h), dim=SEQ_DIM), self.fft_window - 1)
+        """The state is an inference cache: it holds values, never autograd graphs."""
+        state.token_embeddings = _last_rows(torch.cat((e_history, e), dim=1), self.kernel_size - 1).detach()
+        state.conv_outputs = _last_rows(torch.cat((h_history, h), dim=1), self.fft_window - 1).detach()
         weights = valid.to(window_complexity.dtype)
-        added_sum, added_count = (window_complexity * weights).sum(SEQ_DIM), weights.sum(SEQ_DIM)  # (B,)
+        added_sum = (window_complexity.detach() * weights).sum(1)  # (B,)
+        added_count = weights.sum(1)  # (B,)
         if state.complexity_sum is None:
             state.complexity_sum, state.complexity_count = added_sum, added_count
         else:
             state.complexity_sum = state.complexity_sum + added_sum
             state.complexity_count = state.complexity_count + added_count
-        state.seen_tokens += e.shape[SEQ_DIM]
+        state.seen_tokens += e.shape[1]
+
+
+class PlainEmbedding(nn.Module):
+    """``embeddings_t = m_t E[x_t]``: the token table alone, with LiquidEmbedding's interface (ablation baseline).
+
+    Compression ratio and reconstruction loss are 0; the decode state only counts tokens.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, max_length: int, padding_idx: int | None = 0) -> None:
+        super().__init__()
+        check_positive(vocab_size=vocab_size, d_model=d_model, max_length=max_length)
+        self.max_length = max_length
+        self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, state: EmbeddingState | None = None
+    ) -> EmbeddingOutput:
+        end = input_ids.shape[1] + (state.seen_tokens if state is not None else 0)
+        if end > self.max_length:
+            raise ValueError(f"sequence length {end} exceeds max_length={self.max_length}")
+        e = self.token_embedding(input_ids)  # (B, T, D)
+        if attention_mask is not None:
+            e = e * attention_mask[..., None].to(e.dtype)
+        if state is not None:
+            state.seen_tokens += input_ids.shape[1]
+        zeros = e.new_zeros(input_ids.shape[0])
+        return EmbeddingOutput(e, zeros, e.new_zeros(()), None)

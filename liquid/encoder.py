@@ -4,6 +4,10 @@ Dilated convolution with dilation r and kernel K, centred so each position sees 
 
     y(t) = sum_{k=0}^{K-1} x(t - r * (k - (K - 1) / 2)) w(k)
 
+Each convolution sits in a standard pre-norm residual block, x + W_o GELU(conv_r(RMSNorm(x))), with W_o
+initialised to zero (the last layer of each residual branch starts at 0: Goyal et al. 2017, Fixup), so at
+init the stack is the identity and the residual stream keeps the embedding's scale and direction.
+
 Stacking dilations 1, 2, 4, ... gives the receptive field 1 + sum_l (K - 1) * 2^l (WaveNet/ByteNet).
 Padded positions are zeroed before every convolution, so padding never reaches a real position.
 """
@@ -17,8 +21,9 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from liquid.attention import EnhancedLocalAttention
-from liquid.config import LiquidConfig
-from liquid.embedding import LiquidEmbedding
+from liquid.config import INIT_STD_ATTR, LiquidConfig
+from liquid.embedding import LiquidEmbedding, PlainEmbedding
+from liquid.ffn import DenseSwiGLU
 from liquid.moe import MoELayer
 
 
@@ -30,6 +35,8 @@ class EncoderOutput(BaseModelOutput):
     reconstruction_loss: torch.Tensor | None = None  # LiquidEmbedding's
     compression_ratio: torch.Tensor | None = None  # (B,)
     experts_per_token: torch.Tensor | None = None  # mean over layers
+    layer_experts_per_token: torch.Tensor | None = None  # (L,) per layer
+    router_entropy: torch.Tensor | None = None  # (L,) per layer
 
 
 def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -38,7 +45,7 @@ def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 class DilatedConvBlock(nn.Module):
-    """x + GELU(Conv1d_r(RMSNorm(x))), the convolution centred with dilation r."""
+    """x + W_o GELU(Conv1d_r(RMSNorm(x))), the convolution centred with dilation r; W_o starts at zero."""
 
     def __init__(self, config: LiquidConfig, dilation: int):
         super().__init__()
@@ -48,12 +55,16 @@ class DilatedConvBlock(nn.Module):
             dilation=dilation, padding=dilation * (config.conv_kernel_size - 1) // 2,
         )
         self.act = nn.GELU()
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        setattr(self.proj, INIT_STD_ATTR, 0.0)  # W_o = 0, b_o = 0: the block is the identity at init
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         h = masked(self.norm(x), mask)  # padding must not leak through the kernel
         h = self.conv(h.transpose(1, 2)).transpose(1, 2)  # (B, D, T) -> (B, T, D)
-        return x + self.dropout(self.act(h))
+        return x + self.dropout(self.proj(self.act(h)))
 
 
 class EncoderLayer(nn.Module):
@@ -77,7 +88,11 @@ class EncoderLayer(nn.Module):
         return x + self.dropout(moe.hidden_states), moe
 
 
-def build_embedding(config: LiquidConfig, causal: bool) -> LiquidEmbedding:
+def build_embedding(config: LiquidConfig, causal: bool) -> LiquidEmbedding | PlainEmbedding:
+    """`config.embedding_type`: "liquid" (LiquidEmbedding) or "plain" (the token table alone)."""
+    if config.embedding_type == "plain":
+        return PlainEmbedding(config.vocab_size, config.d_model, config.max_position_embeddings,
+                              padding_idx=config.pad_token_id)
     return LiquidEmbedding(
         config.vocab_size, config.d_model, config.max_position_embeddings,
         base_compression_ratio=config.base_compression_ratio,
@@ -87,7 +102,10 @@ def build_embedding(config: LiquidConfig, causal: bool) -> LiquidEmbedding:
     )
 
 
-def build_moe(config: LiquidConfig) -> MoELayer:
+def build_moe(config: LiquidConfig) -> MoELayer | DenseSwiGLU:
+    """`config.ffn_type`: "moe" (MoELayer) or "dense" (one SwiGLU of the MoE's active width top_k * d_ff)."""
+    if config.ffn_type == "dense":
+        return DenseSwiGLU(config.d_model, config.moe_top_k * config.d_ff)
     return MoELayer(
         config.d_model, config.d_ff, config.num_experts, top_k=config.moe_top_k, dynamic_k=config.dynamic_k,
         threshold=config.moe_threshold, load_balance_weight=config.load_balance_weight,
@@ -118,11 +136,12 @@ class BidirectionalEncoder(nn.Module):
         x = emb.embeddings  # (B, T, D)
         for conv in self.convs:
             x = conv(x, attention_mask)
-        aux, experts = [], []
+        aux, experts, entropy = [], [], []
         for layer in self.layers:
             x, moe = layer(x, attention_mask)
             aux.append(moe.aux_loss)
             experts.append(moe.experts_per_token)
+            entropy.append(moe.router_entropy)
         x = masked(self.norm(x), attention_mask)
         return EncoderOutput(
             last_hidden_state=x,
@@ -130,4 +149,6 @@ class BidirectionalEncoder(nn.Module):
             reconstruction_loss=emb.reconstruction_loss,
             compression_ratio=emb.compression_ratio,
             experts_per_token=torch.stack(experts).mean() if experts else None,
+            layer_experts_per_token=torch.stack(experts) if experts else None,
+            router_entropy=torch.stack(entropy) if entropy else None,
         )

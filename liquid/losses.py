@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from liquid.config import check_choice, check_token_loss
+
 REDUCTIONS = ("mean", "sum", "none")
 DEFAULT_IGNORE_INDEX = -100
 
@@ -34,12 +36,8 @@ class OptimizedFocalLoss(nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        if gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        check_token_loss(gamma, label_smoothing)
+        check_choice("reduction", reduction, REDUCTIONS)
         self.gamma = gamma
         self.label_smoothing = label_smoothing
         self.ignore_index = ignore_index

@@ -6,14 +6,13 @@
     loss            L = L_token(z, y) + moe_loss_weight * (aux_enc + aux_dec)
                         + reconstruction_weight * (rec_enc + rec_dec)
 
-L_token is OptimizedFocalLoss (loss_type="focal") or cross-entropy ("ce"); plain cross-entropy is always
-reported beside it as `ce_loss`. Passing `labels` alone is enough: the decoder input is `labels` shifted
+L_token is OptimizedFocalLoss (loss_type="focal") or cross-entropy ("ce"), both with `label_smoothing`;
+plain cross-entropy (no smoothing, so exp(ce_loss) is the perplexity) is always reported beside it as `ce_loss`. Passing `labels` alone is enough: the decoder input is `labels` shifted
 right behind `decoder_start_token_id`.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -24,13 +23,12 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from liquid.cache import LiquidCache
-from liquid.config import LiquidConfig
-from liquid.decoder import LiquidDecoder
-from liquid.encoder import BidirectionalEncoder
+from liquid.config import INIT_STD_ATTR, LiquidConfig
+from liquid.decoder import DecoderOutput, LiquidDecoder
+from liquid.encoder import BidirectionalEncoder, EncoderOutput
+from liquid.ffn import DenseSwiGLU
 from liquid.losses import OptimizedFocalLoss
 from liquid.moe import SwiGLUExperts
-
-logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
@@ -44,8 +42,11 @@ class LiquidSeq2SeqLMOutput(Seq2SeqLMOutput):
     ce_loss: torch.Tensor | None = None  # plain cross-entropy, for perplexity
     reconstruction_loss: torch.Tensor | None = None
     compression_ratio: torch.Tensor | None = None  # encoder's, (B,)
+    decoder_compression_ratio: torch.Tensor | None = None  # decoder's, (B,)
     experts_per_token: torch.Tensor | None = None
     expert_load: tuple[torch.Tensor, ...] | None = None  # decoder layers, each (E,)
+    layer_experts_per_token: torch.Tensor | None = None  # (L,) encoder layers, then decoder layers
+    router_entropy: torch.Tensor | None = None  # (L,) mean router entropy (nats), same layer order
 
 
 class LiquidPreTrainedModel(PreTrainedModel):
@@ -57,8 +58,21 @@ class LiquidPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
+        """HF's defaults (normal(0, initializer_range) for Linear/Conv/Embedding, ones for norms), except:
+        expert weights as Linear, and a Linear/Conv that carries `INIT_STD_ATTR` (set by its owner: LiquidEmbedding's
+        depthwise taps, the dilated-conv blocks' output projections at 0) gets weight ~ N(0, that std^2), bias 0.
+        (HF marks a tensor initialised once done, so the owner module cannot re-initialise its children later.)"""
+        std = getattr(module, INIT_STD_ATTR, None)
+        if std is not None:
+            if std == 0:
+                init.zeros_(module.weight)
+            else:
+                init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+            return
         super()._init_weights(module)
-        if isinstance(module, SwiGLUExperts):
+        if isinstance(module, (SwiGLUExperts, DenseSwiGLU)):
             for weight in (module.w_gate, module.w_up, module.w_down):
                 init.normal_(weight, mean=0.0, std=self.config.initializer_range)
 
@@ -128,7 +142,7 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
         shifted[:, 0] = self.config.decoder_start_token_id
         return shifted.masked_fill(shifted == IGNORE_INDEX, self.config.pad_token_id)
 
-    # --- forward --------------------------------------------------------------------------------------
+    # --- forward: labels and masks -> encode -> decode -> loss ------------------------------------------
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,  # (B, S)
@@ -142,59 +156,93 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
         return_dict: bool | None = None,
         **_,
     ) -> LiquidSeq2SeqLMOutput:
+        decoder_input_ids, decoder_attention_mask = self._decoder_inputs(labels, decoder_input_ids,
+                                                                        decoder_attention_mask)
+        enc = self._encode(input_ids, attention_mask, encoder_outputs)
+        if use_cache and cache is None:
+            cache = LiquidCache(self.config.decoder_layers)
+        cache = cache if use_cache else None
+        dec = self.decoder(decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
+                           cache=cache)
+        logits = self.lm_head(dec.last_hidden_state)  # (B, T, V)
+        return self._output(logits, labels, enc, dec, cache)
+
+    def _decoder_inputs(self, labels, decoder_input_ids, decoder_attention_mask):
+        """Decoder inputs from `labels` shifted right when not given; its mask = where labels are targets."""
         if labels is not None and decoder_input_ids is None:
             decoder_input_ids = self.shift_right(labels)
         if decoder_input_ids is None:
             raise ValueError("pass `labels` or `decoder_input_ids`")
         if decoder_attention_mask is None and labels is not None:
             decoder_attention_mask = (labels != IGNORE_INDEX).long()
+        return decoder_input_ids, decoder_attention_mask
 
-        enc_aux = enc_rec = compression = enc_experts = None
-        if encoder_outputs is None:
-            if input_ids is None:
-                raise ValueError("pass `input_ids` (or precomputed `encoder_outputs`)")
-            enc = self.encoder(input_ids, attention_mask)
-            encoder_states = enc.last_hidden_state
-            enc_aux, enc_rec = enc.aux_loss, enc.reconstruction_loss
-            compression, enc_experts = enc.compression_ratio, enc.experts_per_token
+    def _encode(self, input_ids, attention_mask, encoder_outputs) -> EncoderOutput:
+        """Run the encoder, or wrap precomputed states (generate() passes them; no regularisers then)."""
+        if encoder_outputs is not None:
+            return EncoderOutput(last_hidden_state=encoder_outputs[0])  # BaseModelOutput or tuple: (B, S, D)
+        if input_ids is None:
+            raise ValueError("pass `input_ids` (or precomputed `encoder_outputs`)")
+        return self.encoder(input_ids, attention_mask)
+
+    def _token_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lm_loss, ce_loss): the training token loss, and plain cross-entropy (no smoothing, detached)."""
+        flat_logits, flat_labels = logits.reshape(-1, logits.size(-1)), labels.reshape(-1)  # (B*T, V), (B*T,)
+        if self.token_loss is not None:
+            lm_loss = self.token_loss(flat_logits, flat_labels)
         else:
-            encoder_states = encoder_outputs[0]  # BaseModelOutput or tuple: (B, S, D)
+            lm_loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX,
+                                      label_smoothing=self.config.label_smoothing)
+        with torch.no_grad():
+            ce_loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
+        return lm_loss, ce_loss
 
-        if use_cache and cache is None:
-            cache = LiquidCache(self.config.decoder_layers)
-        dec = self.decoder(decoder_input_ids, encoder_states, attention_mask, decoder_attention_mask,
-                           cache=cache if use_cache else None)
-        logits = self.lm_head(dec.last_hidden_state)  # (B, T, V)
-
-        aux_loss = dec.aux_loss if enc_aux is None else dec.aux_loss + enc_aux
-        rec_loss = dec.reconstruction_loss if enc_rec is None else dec.reconstruction_loss + enc_rec
+    def _output(self, logits, labels, enc: EncoderOutput, dec: DecoderOutput, cache) -> LiquidSeq2SeqLMOutput:
+        """Total loss L = L_token + moe_loss_weight * aux + reconstruction_weight * rec, and the statistics."""
+        encoded = enc.aux_loss is not None  # False when generate() passed precomputed encoder states
+        aux_loss = dec.aux_loss + enc.aux_loss if encoded else dec.aux_loss
+        rec_loss = dec.reconstruction_loss + enc.reconstruction_loss if encoded else dec.reconstruction_loss
         loss = lm_loss = ce_loss = None
         if labels is not None:
-            flat_logits, flat_labels = logits.reshape(-1, logits.size(-1)), labels.reshape(-1)
-            ce = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX,
-                                 label_smoothing=self.config.label_smoothing)
-            if self.token_loss is None:
-                lm_loss = ce
-            else:
-                lm_loss = self.token_loss(flat_logits, flat_labels)
-            ce_loss = ce.detach()
-            loss = (lm_loss + self.config.moe_loss_weight * aux_loss
-                    + self.config.reconstruction_weight * rec_loss)
-
-        experts = dec.experts_per_token if enc_experts is None else (dec.experts_per_token + enc_experts) / 2
+            lm_loss, ce_loss = self._token_losses(logits, labels)
+            loss = lm_loss + self.config.moe_loss_weight * aux_loss + self.config.reconstruction_weight * rec_loss
+        per_layer = [enc.layer_experts_per_token, dec.layer_experts_per_token] if encoded else [
+            dec.layer_experts_per_token]
+        entropy = [enc.router_entropy, dec.router_entropy] if encoded else [dec.router_entropy]
         return LiquidSeq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            cache=cache if use_cache else None,
-            encoder_last_hidden_state=encoder_states,
+            cache=cache,
+            encoder_last_hidden_state=enc.last_hidden_state,
             aux_loss=aux_loss,
             lm_loss=lm_loss,
             ce_loss=ce_loss,
             reconstruction_loss=rec_loss,
-            compression_ratio=compression,
-            experts_per_token=experts,
+            compression_ratio=enc.compression_ratio,
+            decoder_compression_ratio=dec.compression_ratio,
+            experts_per_token=(dec.experts_per_token + enc.experts_per_token) / 2 if encoded
+            and enc.experts_per_token is not None else dec.experts_per_token,
             expert_load=tuple(dec.expert_load),
+            layer_experts_per_token=torch.cat([t for t in per_layer if t is not None]),
+            router_entropy=torch.cat([t for t in entropy if t is not None]),
         )
+
+    @torch.no_grad()
+    def training_diagnostics(self, output: LiquidSeq2SeqLMOutput) -> dict[str, float]:
+        """Scalars the trainer logs each logging step: both compression ratios (batch means), and per MoE layer
+        (``enc0``.., ``dec0``..) the router entropy (nats; log E = uniform) and the experts per token."""
+        values: dict[str, float] = {}
+        for name, ratio in (("encoder", output.compression_ratio), ("decoder", output.decoder_compression_ratio)):
+            if ratio is not None:
+                values[f"compression_ratio_{name}"] = float(ratio.float().mean())
+        encoder_layers = self.config.encoder_layers if output.router_entropy.numel() > self.config.decoder_layers \
+            else 0
+        names = [f"enc{i}" for i in range(encoder_layers)] + [f"dec{i}" for i in range(self.config.decoder_layers)]
+        for layer, entropy, experts in zip(names, output.router_entropy.tolist(),
+                                           output.layer_experts_per_token.tolist()):
+            values[f"router_entropy_{layer}"] = entropy
+            values[f"experts_per_token_{layer}"] = experts
+        return values
 
     def num_parameters_breakdown(self) -> dict[str, int]:
         """Parameters per top-level part (shared table counted once), and the most one token uses:

@@ -5,6 +5,10 @@ Routing follows the seed: a softmax gate ``G(x) = softmax(W_g x)`` picks, per to
 ``threshold`` (dynamic K, Huang et al. 2024, "Harder Tasks Need More Experts"), at least 1 and at
 most ``top_k``. Tokens are dispatched grouped by expert (sort the (token, slot) pairs by expert id),
 so no expert ever computes a token that was not routed to it.
+
+Each chosen expert's output is scaled by its raw gate probability p_e (Switch Transformer, Fedus et al.
+2021), not by p_e renormalised over the chosen set: after renormalisation a token routed to one expert
+gets weight exactly 1, so the task loss would send its router no gradient.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from liquid.config import check_positive, check_routing
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +40,7 @@ class MoEOutput:
     experts_per_token: scalar tensor, mean number of experts per routed (real) token.
     expert_load: (E,) fraction of routed (token, expert) assignments given to each expert; sums to 1.
     router_logits: (N, E) router logits of every flattened token (padded ones included).
+    router_entropy: scalar, mean over real tokens of -sum_e p_e log p_e (log E: uniform, 0: one-hot).
     """
 
     hidden_states: Tensor
@@ -41,6 +48,7 @@ class MoEOutput:
     experts_per_token: Tensor
     expert_load: Tensor
     router_logits: Tensor
+    router_entropy: Tensor
 
 
 @dataclass
@@ -48,7 +56,7 @@ class Routing:
     """Sparse routing decision for N tokens with K = top_k slots each.
 
     expert_ids: (N, K) chosen experts, sorted by decreasing probability.
-    weights: (N, K) combine weights in the router dtype, 0 at inactive slots.
+    weights: (N, K) combine weights (the raw gate probabilities) in the router dtype, 0 at inactive slots.
     active: (N, K) bool, slot used (dynamic K drops the tail; padded tokens use no slot).
     """
 
@@ -117,8 +125,8 @@ class MoELayer(nn.Module):
     Gate: p = softmax(W_g x) over E experts (W_g: Linear(D, E, bias=False)).
     Selection S(x): the top_k experts (static), or with dynamic K the fewest experts in decreasing
     probability whose probabilities sum to >= threshold, clamped to [1, top_k].
-    Output: y = sum_{e in S(x)} w_e expert_e(x), with w_e = p_e / sum_{j in S(x)} p_j when
-    normalize_gates, else w_e = p_e. Dropout (if any) is applied to y.
+    Output: y = sum_{e in S(x)} p_e expert_e(x) (raw gate probabilities, so dL/dW_g != 0 even when
+    |S(x)| = 1; see the module docstring).
     aux_loss = load_balance_weight * E * sum_i f_i P_i + z_loss_weight * mean_t logsumexp(logits_t)^2,
     with f_i the fraction of routed (token, expert) assignments going to expert i (Switch Transformer)
     and P_i the mean router probability of expert i, both over real (unpadded) tokens only; the
@@ -135,11 +143,10 @@ class MoELayer(nn.Module):
         threshold: float = 0.4,
         load_balance_weight: float = 1e-2,
         z_loss_weight: float = 1e-3,
-        normalize_gates: bool = True,
-        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _validate_options(d_model, d_ff, num_experts, top_k, threshold, load_balance_weight, z_loss_weight, dropout)
+        check_positive(d_model=d_model, d_ff=d_ff)
+        check_routing(num_experts, top_k, threshold, load_balance_weight, z_loss_weight)
         self.d_model = d_model
         self.num_experts = num_experts
         self.top_k = top_k
@@ -147,10 +154,8 @@ class MoELayer(nn.Module):
         self.threshold = threshold
         self.load_balance_weight = load_balance_weight
         self.z_loss_weight = z_loss_weight
-        self.normalize_gates = normalize_gates
         self.router = nn.Linear(d_model, num_experts, bias=False)
         self.experts = SwiGLUExperts(num_experts, d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
         self._grouped_mm_usable = hasattr(torch, "_grouped_mm")
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> MoEOutput:
@@ -171,11 +176,12 @@ class MoELayer(nn.Module):
         expert_load = self._expert_load(routing)
         num_real = real.sum().clamp(min=1)
         return MoEOutput(
-            hidden_states=self.dropout(hidden).reshape(x.shape),
+            hidden_states=hidden.reshape(x.shape),
             aux_loss=self._aux_loss(router_logits, probs, expert_load, real, num_real),
             experts_per_token=routing.active.sum() / num_real,
             expert_load=expert_load,
             router_logits=router_logits,
+            router_entropy=_mean_entropy(probs, real, num_real),
         )
 
     def _route(self, probs: Tensor, real: Tensor) -> Routing:
@@ -188,9 +194,7 @@ class MoELayer(nn.Module):
         else:
             active = torch.ones_like(top_probs, dtype=torch.bool)
         active = active & real[:, None]
-        weights = top_probs * active
-        if self.normalize_gates:
-            weights = weights / weights.sum(dim=-1, keepdim=True).clamp(min=torch.finfo(weights.dtype).tiny)
+        weights = top_probs * active  # raw probabilities: never renormalised (module docstring)
         return Routing(expert_ids=expert_ids, weights=weights, active=active)
 
     def _dispatch(self, x_flat: Tensor, routing: Routing) -> Tensor:
@@ -238,27 +242,7 @@ def _router_dtype(router_logits: Tensor) -> torch.dtype:
     return torch.promote_types(router_logits.dtype, torch.float32)
 
 
-def _validate_options(
-    d_model: int,
-    d_ff: int,
-    num_experts: int,
-    top_k: int,
-    threshold: float,
-    load_balance_weight: float,
-    z_loss_weight: float,
-    dropout: float,
-) -> None:
-    if d_model < 1 or d_ff < 1:
-        raise ValueError(f"d_model and d_ff must be positive, got d_model={d_model}, d_ff={d_ff}")
-    if num_experts < 1:
-        raise ValueError(f"num_experts must be >= 1, got {num_experts}")
-    if not 1 <= top_k <= num_experts:
-        raise ValueError(f"top_k must be between 1 and num_experts={num_experts}, got {top_k}")
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    if load_balance_weight < 0 or z_loss_weight < 0:
-        raise ValueError(
-            f"loss weights must be >= 0, got load_balance_weight={load_balance_weight}, z_loss_weight={z_loss_weight}"
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+def _mean_entropy(probs: Tensor, real: Tensor, num_real: Tensor) -> Tensor:
+    """Mean router entropy -sum_e p_e log p_e over real tokens (a statistic: no gradient)."""
+    entropy = -torch.special.xlogy(probs.detach(), probs.detach()).sum(dim=-1)  # (N,)
+    return (entropy * real.to(entropy.dtype)).sum() / num_real

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor, nn
 
-logger = logging.getLogger(__name__)
+from liquid.config import check_rope
 
 DEFAULT_ROPE_THETA = 10000.0
 
@@ -27,10 +25,7 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, theta: float = DEFAULT_ROPE_THETA) -> None:
         super().__init__()
-        if head_dim < 2 or head_dim % 2 != 0:
-            raise ValueError(f"RotaryEmbedding needs an even head_dim >= 2, got {head_dim}")
-        if theta <= 0:
-            raise ValueError(f"RotaryEmbedding needs theta > 0, got {theta}")
+        check_rope(head_dim, theta)
         self.head_dim = head_dim
         self.theta = theta
 

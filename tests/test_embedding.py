@@ -31,9 +31,11 @@ def random_ids(batch: int, length: int) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- independent reference
 def reference_embedding(module: LiquidEmbedding, ids: torch.Tensor, lengths: list[int]):
-    """Steps 1-6 written position by position with torch.fft.rfft / irfft in float64 (one sequence at a time)."""
+    """Steps 1-6 written position by position with torch.fft.rfft / irfft in float64 (one sequence at a time):
+    the masked spectrum is inverted in full and its sample at t's window index read off."""
     K, L = module.kernel_size, module.fft_window
-    F_bins = L // 2 + 1
+    N = 2 * L
+    F_bins = N // 2 + 1
     w = module.conv.weight.detach()[:, 0, :]  # (D, K)
     bias = module.conv.bias.detach()
     outputs, ratios, z_energy, h_energy = [], [], 0.0, 0.0
@@ -49,25 +51,26 @@ def reference_embedding(module: LiquidEmbedding, ids: torch.Tensor, lengths: lis
         def h_at(s):
             return h[s] if 0 <= s < n else torch.zeros(D_MODEL, dtype=torch.float64)
 
-        start = -(L - 1) if module.causal else -(L // 2)
-        centre = -start
+        centre = L - 1 if module.causal else L // 2
+        reach = max(centre, L - 1 - centre)
+        taper = [math.cos(math.pi * (l - centre) / (2 * (reach + 1))) ** 2 for l in range(L)]
         spectra, c = [], []
         for t in range(n):
-            window = torch.stack([h_at(t + start + l) for l in range(L)], dim=-1)  # (D, L)
-            X = torch.fft.rfft(window, dim=-1)  # (D, F)
-            P = (X.abs() ** 2).mean(0)
+            window = torch.stack([taper[l] * h_at(t - centre + l) for l in range(L)], dim=-1)  # (D, L)
+            X = torch.fft.rfft(window, n=N, dim=-1)  # (D, F)
+            plain = torch.stack([h_at(t - centre + l) for l in range(L)], dim=-1)  # (D, L) untapered
+            P = (torch.fft.rfft(plain, dim=-1).abs() ** 2).mean(0) + 1e-12
             p = P / P.sum()
-            c.append(float(-(p[p > 0] * p[p > 0].log()).sum() / math.log(F_bins)))
+            c.append(float(-(p * p.log()).sum() / math.log(L // 2 + 1)))
             spectra.append(X)
         z_rows, row_ratios = [], []
         for t in range(n):
             complexity = sum(c[: t + 1]) / (t + 1) if module.causal else sum(c) / n
             ratio = max(module.base_compression_ratio * (1 - complexity), module.min_compression_ratio)
-            keep = max(1, math.ceil((1 - ratio) * F_bins))
-            X = spectra[t].clone()
-            X[:, keep:] = 0
-            z_rows.append(torch.fft.irfft(X, n=L, dim=-1)[:, centre])
-            row_ratios.append(ratio)
+            keep = max(1.0, (1 - ratio) * F_bins)
+            mask = torch.tensor([min(max(keep - f, 0.0), 1.0) for f in range(F_bins)], dtype=torch.float64)
+            z_rows.append(torch.fft.irfft(spectra[t] * mask, n=N, dim=-1)[:, centre])
+            row_ratios.append(1 - float(mask.sum()) / F_bins)
         z = torch.stack(z_rows)
         outputs.append(e + z)
         ratios.append(sum(row_ratios) / n)
@@ -221,3 +224,77 @@ def test_invalid_options_and_inputs_raise():
     with pytest.raises(ValueError):
         state = EmbeddingState(seen_tokens=MAX_LENGTH)
         make(True)(random_ids(1, 1), state=state)
+
+
+# ----------------------------------------------------------------------------- issue 9: the compression does work
+def model_embedding(causal: bool, **overrides) -> LiquidEmbedding:
+    """The embedding as the model initialises it (LiquidPreTrainedModel._init_weights), tiny preset, L = 8."""
+    from liquid import LiquidConfig, LiquidFoundationModelOptimized
+
+    torch.manual_seed(0)
+    config = LiquidConfig.from_preset("tiny", vocab_size=VOCAB, **overrides)
+    model = LiquidFoundationModelOptimized(config)
+    return (model.decoder if causal else model.encoder).embedding.double()
+
+
+def set_ratio(module: LiquidEmbedding, ratio: float) -> None:
+    module.base_compression_ratio = module.min_compression_ratio = ratio  # C_ratio_t = ratio everywhere
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_compression_changes_the_output_at_init(causal):
+    """With the model's init and the default bounds, switching the cut-off off must change the embedding output
+    by a visible amount (it changed it by exactly 0: 5 bins, ceil kept all, and ||z|| / ||e|| was 0.03)."""
+    module = model_embedding(causal)
+    ids = random_ids(4, 30)
+    on = module(ids).embeddings
+    set_ratio(module, 0.0)
+    off = module(ids).embeddings
+    assert ((on - off).norm() / off.norm()).item() > 0.02
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_ratio_is_the_share_of_bins_discarded_at_fine_resolution(causal):
+    """C_ratio = 0.1 and 0.5 both discard something, 0.5 more than 0.1, and the reported ratio is what was asked
+    (with L = 8: F = 9 bins and a fractional ramp mask)."""
+    module = model_embedding(causal)
+    ids = random_ids(3, 25)
+    set_ratio(module, 0.0)
+    full = module(ids).embeddings
+    change = {}
+    for ratio in (0.1, 0.2, 0.5):
+        set_ratio(module, ratio)
+        out = module(ids)
+        torch.testing.assert_close(out.compression_ratio, torch.full((3,), ratio, dtype=torch.float64))
+        change[ratio] = (out.embeddings - full).norm().item()
+    assert 0 < change[0.1] < change[0.2] < change[0.5]
+
+
+def test_causal_low_pass_does_not_wrap_around():
+    """Impulse response of the causal filter keeping 3 of 9 bins: the oldest sample of the window weighs much less
+    than the previous one (a periodic L-point window weighed h(t-7) like h(t-1))."""
+    module = make(True, kernel_size=1, fft_window=8)
+    with torch.no_grad():
+        module.conv.weight.fill_(1.0)
+        module.conv.bias.zero_()
+    synthesis = module._synthesis_basis(torch.float64, torch.device("cpu"))  # (F, L)
+    mask = (3.0 - torch.arange(module.num_bins, dtype=torch.float64)).clamp(0, 1)  # 3 bins kept
+    taps = mask @ synthesis  # (L,) weight of h_{t - n0 + l}
+    assert taps[-1] > 0 and abs(taps[0]) < 0.1 * abs(taps[-2])
+    # the same taps from torch.fft directly: impulse at l, zero-padded, masked, inverse read at n0
+    for l in range(8):
+        window = torch.zeros(8, dtype=torch.float64)
+        window[l] = module._taper(torch.float64, torch.device("cpu"))[l]
+        direct = torch.fft.irfft(torch.fft.rfft(window, n=16) * mask, n=16)[7]
+        assert direct.item() == pytest.approx(taps[l].item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_gradient_reaches_the_complexity_path(causal):
+    """The task loss moves the cut-off: d(output)/d(complexity) != 0 where C_ratio is not clamped at min (the
+    complexity was computed from a detached spectrum: no gradient path at all)."""
+    module = make(causal, base_compression_ratio=0.9, min_compression_ratio=0.0)
+    ids = random_ids(2, 20)
+    out = module(ids)
+    (grad,) = torch.autograd.grad(out.embeddings.square().sum(), out.complexity)
+    assert grad.abs().sum() > 0 and torch.isfinite(grad).all()

@@ -73,6 +73,16 @@ def test_labels_alone_give_a_loss_that_trains_every_part():
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert out.aux_loss > 0 and torch.isfinite(out.reconstruction_loss)
     out.loss.backward()
+    # the dilated-conv blocks' output projections start at 0 (identity blocks), so their convolutions get
+    # gradient from the second step on: take one SGD step, then every parameter must get a gradient
+    zero_init = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert zero_init and all(n.startswith("encoder.convs.") and ".proj." not in n for n in zero_init), zero_init
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    model.zero_grad()
+    model(input_ids=input_ids, attention_mask=mask, labels=labels).loss.backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert no_grad == [], f"parameters without gradient: {no_grad}"
 
@@ -144,3 +154,33 @@ def test_save_pretrained_round_trip_through_auto_classes(model, tmp_path):
 def test_missing_inputs_are_refused(model):
     with pytest.raises(ValueError, match="labels"):
         model(input_ids=torch.ones(1, 3, dtype=torch.long))
+
+
+def test_ce_loss_is_plain_cross_entropy_even_with_label_smoothing():
+    model = make_model(label_smoothing=0.1)
+    input_ids, mask, dec = batch()
+    out = model(input_ids=input_ids, attention_mask=mask, labels=dec)
+    ref = F.cross_entropy(out.logits.reshape(-1, VOCAB).float(), dec.reshape(-1))
+    torch.testing.assert_close(out.ce_loss, ref)
+    assert out.lm_loss > 0 and not torch.allclose(out.lm_loss, ref)
+
+
+def test_output_reports_both_compression_ratios_and_per_layer_routing(model):
+    input_ids, mask, dec = batch()
+    out = model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=dec)
+    layers = model.config.encoder_layers + model.config.decoder_layers
+    assert out.compression_ratio.shape == out.decoder_compression_ratio.shape == (3,)
+    assert out.router_entropy.shape == out.layer_experts_per_token.shape == (layers,)
+    assert torch.all(out.router_entropy > 0) and torch.all(out.layer_experts_per_token >= 1)
+
+
+@pytest.mark.parametrize("overrides", [dict(embedding_type="plain"), dict(ffn_type="dense"), dict(conv_layers=0)])
+def test_ablation_variants_keep_causality_and_cache(overrides):
+    variant = make_model(**overrides)
+    test_decoder_is_causal_end_to_end(variant)
+    test_cached_forward_equals_full_recompute(variant)
+    test_encoder_padding_invariance(variant)
+    if overrides.get("ffn_type") == "dense":
+        assert not any("experts" in name for name, _ in variant.named_parameters())
+        parts = variant.num_parameters_breakdown()
+        assert parts["active"] == parts["total"]

@@ -101,7 +101,8 @@ def test_run_outputs_logs_plots_and_pruned_checkpoints(tmp_path):
         expected_lr = 0.0 if step == 1 else 0.01 * 0.5 * (1 + math.cos(math.pi * (step - 2) / 3))
         assert record["lr"] == pytest.approx(expected_lr, rel=1e-9, abs=1e-12)
         assert len(record["expert_load"]) == 1 and sum(record["expert_load"][0]) == pytest.approx(1.0, abs=1e-5)
-    for name in ("loss.png", "expert_load.png", "monitor.png"):
+        assert 0 < record["compression_ratio_decoder"] < 1 and record["router_entropy_dec0"] > 0
+    for name in ("loss.png", "expert_load.png", "monitor.png", "components.png"):
         assert (out / "plots" / name).stat().st_size > 0
     header = (out / "monitor.csv").read_text().splitlines()[0]
     assert header.startswith("step,module")

@@ -6,6 +6,8 @@
   that matters for a time-budgeted run).
 - ``expert_load.png``: one row per decoder MoE layer, one line per expert: the share of routed tokens
   the expert received at each logged step (a balanced layer sits at 1 / num_experts).
+- ``components.png`` (when logged): LiquidEmbedding's compression ratio (encoder, decoder) and each MoE
+  layer's router entropy and experts per token over steps.
 
 The ActivationMonitor's own plot is written by `ActivationMonitor.plot`.
 """
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 LOSS_PLOT = "loss.png"
 ACCURACY_PLOT = "accuracy.png"
 EXPERT_LOAD_PLOT = "expert_load.png"
+COMPONENTS_PLOT = "components.png"
+COMPONENT_PREFIXES = ("compression_ratio_", "router_entropy_", "experts_per_token_")  # one axis row each
 FIGURE_WIDTH_INCHES = 9.0
 ROW_HEIGHT_INCHES = 3.0
 TRAIN_CURVES = ("loss", "lm_loss", "ce_loss")
@@ -109,6 +113,26 @@ def plot_expert_load(records: Sequence[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def plot_components(records: Sequence[dict[str, Any]], path: Path) -> bool:
+    """One row per prefix of COMPONENT_PREFIXES, one line per logged key; False (nothing written) if none."""
+    train = latest_per_step(records, "train")
+    rows = [(prefix, sorted({k for r in train for k in r if k.startswith(prefix)})) for prefix in COMPONENT_PREFIXES]
+    rows = [(prefix, keys) for prefix, keys in rows if keys]
+    if not rows:
+        return False
+    figure, axes = _new_figure(len(rows))
+    for axis, (prefix, keys) in zip(axes, rows):
+        for key in keys:
+            axis.plot([r["step"] for r in train if key in r], [r[key] for r in train if key in r],
+                      label=key[len(prefix):])
+        axis.set_ylabel(prefix.rstrip("_"))
+        axis.legend(fontsize="small")
+    axes[-1].set_xlabel("step")
+    figure.tight_layout()
+    figure.savefig(path)
+    return True
+
+
 def plot_run(records: Sequence[dict[str, Any]], directory: Path) -> list[Path]:
     """Every plot of a run into `directory`; returns the files written."""
     directory = Path(directory)
@@ -119,8 +143,10 @@ def plot_run(records: Sequence[dict[str, Any]], directory: Path) -> list[Path]:
         written.append(directory / ACCURACY_PLOT)
     if plot_expert_load(records, directory / EXPERT_LOAD_PLOT):
         written.append(directory / EXPERT_LOAD_PLOT)
+    if plot_components(records, directory / COMPONENTS_PLOT):
+        written.append(directory / COMPONENTS_PLOT)
     logger.info("plots written to %s", directory)
     return written
 
 
-__all__ = ["latest_per_step", "plot_accuracy_vs_time", "plot_expert_load", "plot_losses", "plot_run"]
+__all__ = ["latest_per_step", "plot_accuracy_vs_time", "plot_components", "plot_expert_load", "plot_losses", "plot_run"]

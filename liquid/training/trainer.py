@@ -104,6 +104,7 @@ class StepStats:
     grad_norm: float = float("nan")
     lr: float = float("nan")  # the learning rate this step used
     expert_load: list[list[float]] = field(default_factory=list)
+    diagnostics: dict[str, float] = field(default_factory=dict)  # the model's `training_diagnostics`, if any
 
 
 # --- pieces that tests and benchmarks use on their own ------------------------------------------------
@@ -342,11 +343,29 @@ def build_model(args, tokenizer, resume: Path | None) -> LiquidFoundationModelOp
     return LiquidFoundationModelOptimized(config)
 
 
+def _or_loss(output, name: str) -> torch.Tensor:
+    """`output.<name>` of the liquid model, or the plain `loss` of a model that has no such part (e.g. T5)."""
+    value = getattr(output, name, None)
+    return output.loss if value is None else value
+
+
+def _loss_parts(output) -> torch.Tensor:
+    """(loss, lm, ce, aux, reconstruction, experts/token) of one forward; 0 for parts a model does not have."""
+    zero = output.loss.new_zeros(())
+    parts = [output.loss, _or_loss(output, "lm_loss"), _or_loss(output, "ce_loss"),
+             getattr(output, "aux_loss", None), getattr(output, "reconstruction_loss", None),
+             getattr(output, "experts_per_token", None)]
+    return torch.stack([(zero if part is None else part).detach().float().mean() for part in parts])
+
+
 # --- the trainer -------------------------------------------------------------------------------------
 class Trainer:
     """Runs one training job; `train(args)` is the usual entry point."""
 
-    def __init__(self, args: argparse.Namespace, ctx: DistributedContext):
+    def __init__(self, args: argparse.Namespace, ctx: DistributedContext,
+                 model_factory: Callable[[argparse.Namespace, Any], nn.Module] | None = None):
+        """`model_factory(args, tokenizer)` builds a fresh model instead of `build_model` (any HF seq2seq model:
+        the loop only needs `loss` and `logits`; the liquid model's extra losses are logged when present)."""
         self.args = args
         self.ctx = ctx
         self.output_dir = Path(args.output_dir)
@@ -366,7 +385,9 @@ class Trainer:
             use_deterministic_kernels()
         self.data = prepare_data(args, ctx, resume)  # refuses bad data before anything is written
         self.tokenizer = self.data.tokenizer
-        self.model = build_model(args, self.tokenizer, resume).to(ctx.device)  # refuses a mismatched tokenizer
+        fresh = model_factory is not None and resume is None
+        self.model = (model_factory(args, self.tokenizer) if fresh  # refuses a mismatched tokenizer:
+                      else build_model(args, self.tokenizer, resume)).to(ctx.device)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.collator = self._make_collator()
         self.sampler, self.loader = self._make_loader()
@@ -496,10 +517,7 @@ class Trainer:
             with sync:
                 output = self._forward(self.train_model, batch)
                 self._backward(output.loss / count)
-            parts += torch.stack([output.loss.detach().float(), output.lm_loss.detach().float(),
-                                  output.ce_loss.detach().float(), output.aux_loss.detach().float(),
-                                  output.reconstruction_loss.detach().float(),
-                                  output.experts_per_token.detach().float().mean()]) / count
+            parts += _loss_parts(output) / count
             tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != IGNORE_INDEX).sum())
         flags = torch.tensor([tokens, float(not torch.isfinite(parts[0])), float(stop_requested)],
                              device=self.ctx.device)
@@ -507,7 +525,9 @@ class Trainer:
         world = self.ctx.world_size
         stats = StepStats(*[value / world for value in reduced[:6]], tokens=int(reduced[6]),
                           finite=reduced[7] == 0, stop_requested=reduced[8] > 0)
-        stats.expert_load = [load.detach().float().tolist() for load in output.expert_load]
+        stats.expert_load = [load.detach().float().tolist() for load in getattr(output, "expert_load", None) or ()]
+        if hasattr(self.model, "training_diagnostics"):
+            stats.diagnostics = self.model.training_diagnostics(output)
         stats.lr = self.scheduler.get_last_lr()[0]
         if stats.finite:
             stats.finite = self._update(stats)
@@ -567,8 +587,8 @@ class Trainer:
             output = self._forward(self.model, batch)
             weight = int((batch["labels"] != IGNORE_INDEX).sum())
             sums["val_loss"] += float(output.loss) * weight
-            sums["val_lm_loss"] += float(output.lm_loss) * weight
-            sums["val_ce_loss"] += float(output.ce_loss) * weight
+            sums["val_lm_loss"] += float(_or_loss(output, "lm_loss")) * weight
+            sums["val_ce_loss"] += float(_or_loss(output, "ce_loss")) * weight
             weight_total += weight
         result = {key: value / max(weight_total, 1) for key, value in sums.items()}
         with autocast_context(self.precision, self.ctx.device):
@@ -641,7 +661,7 @@ class Trainer:
                   "ce_loss": stats.ce_loss, "aux_loss": stats.aux_loss,
                   "reconstruction_loss": stats.reconstruction_loss, "experts_per_token": stats.experts_per_token,
                   "grad_norm": stats.grad_norm, "lr": lr, "tokens_per_s": tokens_per_s,
-                  "finite": stats.finite, "expert_load": stats.expert_load}
+                  "finite": stats.finite, "expert_load": stats.expert_load, **stats.diagnostics}
         self.log.write("train", self.state.step, values)
         if self.monitor is not None:
             for alert in self.monitor.alerts[self._alerts_seen:]:
@@ -745,12 +765,13 @@ class Trainer:
         self.log.close()
 
 
-def train(args: argparse.Namespace) -> TrainResult:
-    """Run a training job described by `parse_args`' namespace (single process or under torchrun)."""
+def train(args: argparse.Namespace, model_factory=None) -> TrainResult:
+    """Run a training job described by `parse_args`' namespace (single process or under torchrun);
+    `model_factory(args, tokenizer)`, if given, builds the model (see `Trainer`)."""
     ctx = init_distributed(args.device)
     try:
         args.output_dir = broadcast_object(ctx, args.output_dir)  # ranks may have stamped different times
-        trainer = Trainer(args, ctx)
+        trainer = Trainer(args, ctx, model_factory)
         with StopRequest() as stop:
             return trainer.fit(stop)
     finally:

@@ -1,0 +1,63 @@
+"""`python -m liquid.ablate` end to end: two variants (the liquid model and a vanilla T5), a 0.05-minute budget,
+tiny data files, a small test subset. Checks the files it writes and that the T5 is sized like the liquid model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from liquid import ablate
+from test_training import write_rows  # tests/ is on sys.path under pytest
+
+FLAGS = ["--vocab_size", "200", "--max_source_length", "24", "--max_target_length", "24", "--eval_every", "2",
+         "--eval_samples", "4", "--log_every", "1", "--batch_size", "8", "--device", "cpu", "--precision", "fp32",
+         "--monitor_every", "1000", "--warmup_steps", "1"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_ablation_end_to_end(tmp_path: Path, capsys):
+    data = [str(write_rows(tmp_path / f"{name}.jsonl", count, seed)) for name, count, seed in
+            (("train", 64, 0), ("validation", 8, 1), ("test", 12, 2))]
+    out = tmp_path / "ablation"
+    code = ablate.main(["--budget_minutes", "0.05", "--preset", "tiny", "--variants", "full,t5", "--seeds", "3",
+                        "--output_dir", str(out), "--max_test_rows", "6", "--train_file", data[0],
+                        "--validation_file", data[1], "--test_file", data[2], *FLAGS])
+    assert code == 0
+    results = json.loads((out / ablate.RESULTS_FILE).read_text())
+    assert [(r["variant"], r["seed"]) for r in results] == [("full", 3), ("t5", 3)]
+    for r in results:
+        assert r["stop_reason"] == "time_limit" and r["steps"] > 0
+        assert r["test"]["overall"]["count"] == 6  # the test subset, scored by liquid.evaluation
+        assert r["curve"] and all(0 < seconds for seconds, _ in r["curve"])
+        assert (Path(r["run_dir"]) / "log.jsonl").is_file()
+    full, t5 = results
+    assert full["params_active"] < full["params_total"]  # MoE: top-k of the experts
+    assert t5["params_active"] == t5["params_total"]
+    assert abs(t5["params_total"] - full["params_total"]) < 0.05 * full["params_total"]
+    table = (out / ablate.TABLE_FILE).read_text()
+    assert "| full | 1 |" in table and "| t5 | 1 |" in table and "math acc" in table and "sentiment cov" in table
+    assert (out / ablate.PLOT_FILE).stat().st_size > 0
+    assert "ablation.md" in capsys.readouterr().out
+
+
+def test_variant_flags_and_bad_input(tmp_path: Path):
+    args, passthrough = ablate.parse_args(["--budget_minutes", "1", "--variants", "full_attention,dense_ffn",
+                                           "--max_source_length", "40"])
+    argv = ablate.training_argv(args, passthrough, "full_attention", 0, tmp_path, full_window=128)
+    assert argv[argv.index("--max_time_minutes") + 1] == "1.0"
+    assert "window_size=256" in argv and "decoder_window_size=128" in argv and argv[-2:] == ["--max_source_length",
+                                                                                             "40"]
+    argv = ablate.training_argv(args, passthrough, "dense_ffn", 0, tmp_path, full_window=128)
+    assert "ffn_type=dense" in argv
+    assert ablate.main(["--budget_minutes", "1", "--variants", "full,bogus"]) == 2
+    assert ablate.main(["--budget_minutes", "1", "--seed", "4"]) == 2
