@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 # bf16 autocast is slower than fp32 there, so fp32 is the CPU default of --precision auto.
 CPU_AUTO_PRECISION = "fp32"
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 LOG_FILE = "log.jsonl"
 TENSORBOARD_DIR = "tb"
 PLOTS_DIR = "plots"
@@ -134,7 +135,10 @@ def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float)
             continue
         (decay if param.ndim >= 2 and id(param) not in no_decay else rest).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=learning_rate)
+    # fused AdamW (one kernel over all tensors, same update) is about 4x faster than foreach on CPU
+    # (benchmarks/NOTES.md); used where every parameter is a float tensor on CPU or CUDA
+    fused = all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in decay + rest)
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=fused or None)
 
 
 def steps_per_epoch(batches_per_epoch: int, grad_accum_steps: int) -> int:
