@@ -362,6 +362,7 @@ class CrossAttention(_MultiHeadProjections):
                 raise ValueError(f"encoder_mask must be (B, S) = {(k.shape[0], k.shape[SEQ_DIM])}, "
                                  f"got {tuple(encoder_mask.shape)}")
             mask = _allow_empty_rows(encoder_mask.to(torch.bool))[:, None, None, :]  # (B, 1, 1, S)
+            mask = mask.expand(-1, 1, x.shape[1], -1)  # (B, 1, T, S): CPU SDPA is faster with it materialised
         out = F.scaled_dot_product_attention(
             self._queries(x),  # (B, H, T, dh)
             k,
