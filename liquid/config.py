@@ -37,7 +37,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": dict(
         d_model=1024, num_heads=16, num_kv_heads=4, encoder_layers=6, decoder_layers=6, conv_layers=4,
         num_experts=8, d_ff=512, window_size=256, decoder_window_size=256, fft_window=32,
-        max_position_embeddings=2048,
     ),
 }
 
@@ -65,7 +64,8 @@ class LiquidConfig(PreTrainedConfig):
     base_compression_ratio / min_compression_ratio (`float`): LiquidEmbedding's C_ratio bounds.
     fft_window (`int`): positions per short-time FFT window of LiquidEmbedding.
     embedding_kernel_size (`int`): LiquidEmbedding's convolution kernel.
-    max_position_embeddings (`int`, defaults to 512): the longest sequence accepted.
+    max_position_embeddings (`int`, defaults to 2**20): the longest sequence accepted. RoPE and local attention
+        need no position table, so this is only a sanity bound (kept for compatibility), not a model size.
     dropout / attention_dropout (`float`): residual and attention-probability dropout.
     loss_type (`str`, "focal" or "ce"): token loss; focal uses `focal_gamma`, `focal_alpha`.
     label_smoothing (`float`): label smoothing of the token loss.
@@ -103,7 +103,7 @@ class LiquidConfig(PreTrainedConfig):
     min_compression_ratio: float = 0.1
     fft_window: int = 16
     embedding_kernel_size: int = 3
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = 2**20
     dropout: float = 0.0
     attention_dropout: float = 0.0
     loss_type: str = "focal"
