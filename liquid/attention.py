@@ -178,10 +178,11 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         self.rotary = RotaryEmbedding(self.head_dim, rope_theta) if rope else None
         self._band_cache: dict[tuple[int, torch.device], Tensor | None] = {}  # not state: rebuilt on demand
 
-    def _rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+    def _rotate(self, q: Tensor, k: Tensor, start: int) -> tuple[Tensor, Tensor]:
+        """RoPE at positions start .. start + T - 1."""
         if self.rotary is None:
             return q, k
-        return self.rotary.rotate_pair(q, k, positions)
+        return self.rotary.rotate_pair(q, k, start)
 
     def forward(self, x: Tensor, attention_mask: Tensor | None = None, cache: LocalKVCache | None = None) -> Tensor:
         """x (B, T, D) -> (B, T, D). With ``cache`` (causal only), x holds the new tokens and the cache is updated."""
@@ -194,7 +195,7 @@ class EnhancedLocalAttention(_MultiHeadProjections):
             raise ValueError(f"attention_mask must be (B, T) = {(batch, length)}, got {tuple(attention_mask.shape)}")
         q = self._queries(x)  # (B, H, T, dh)
         k, v = self._keys_values(x)  # (B, Hkv, T, dh)
-        q, k = self._rotate(q, k, torch.arange(length, device=x.device))
+        q, k = self._rotate(q, k, 0)
         valid = None if attention_mask is None else attention_mask.to(torch.bool)  # (B, T)
         if self._short_path(length):
             heads = self._full_band_attention(q, k, v, valid)
@@ -294,7 +295,7 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         start = cache.seen_tokens
         q = self._queries(x)  # (B, H, t, dh)
         k, v = self._keys_values(x)  # (B, Hkv, t, dh)
-        q, k = self._rotate(q, k, torch.arange(start, start + length, device=x.device))
+        q, k = self._rotate(q, k, start)
         # Chunks of at most W new tokens keep every score matrix at most W x (2W - 1): memory O(W) per chunk.
         outputs = []
         for lo in range(0, length, self.window_size):
@@ -309,10 +310,13 @@ class EnhancedLocalAttention(_MultiHeadProjections):
             v = torch.cat((cache.value, v), dim=SEQ_DIM)
         new, total = q.shape[SEQ_DIM], k.shape[SEQ_DIM]
         end = cache.seen_tokens + new
-        q_positions = torch.arange(end - new, end, device=q.device)
-        k_positions = torch.arange(end - total, end, device=q.device)
-        mask = _window_mask(q_positions[:, None], k_positions[None, :], self.window_size, True, self.overlap)
-        # mask: (c, S + c)
+        if self.overlap and new == 1:
+            mask = None  # one query sees its W - 1 predecessors, exactly what the cache keeps
+        else:
+            q_positions = torch.arange(end - new, end, device=q.device)
+            k_positions = torch.arange(end - total, end, device=q.device)
+            mask = _window_mask(q_positions[:, None], k_positions[None, :], self.window_size, True, self.overlap)
+            # mask: (c, S + c)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self._dropout_p(), enable_gqa=self.use_gqa
         )  # (B, H, c, dh)

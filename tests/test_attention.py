@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import liquid.attention as attention_module
 from liquid.attention import CrossAttention, EnhancedLocalAttention, LocalKVCache
+from liquid.rope import RotaryEmbedding
 
 D_MODEL = 16
 NUM_HEADS = 4
@@ -173,6 +174,22 @@ def test_short_path_is_one_call_and_matches_blocked(monkeypatch, causal, overlap
     assert (seen_shapes == [(length, length)]) == short
     monkeypatch.setattr(module, "_short_path", lambda _length: False)
     torch.testing.assert_close(out, module(x, attention_mask=mask), atol=ATOL, rtol=0)
+
+
+def test_rope_table_matches_reference_and_survives_inference_mode():
+    rotary = RotaryEmbedding(8, THETA)
+    q, k = torch.randn(2, 4, 5, 8, dtype=torch.float64), torch.randn(2, 2, 5, 8, dtype=torch.float64)
+    for start in (0, 3, 100, 2):  # 100 grows the table; 2 reads the grown one
+        positions = torch.arange(start, start + 5)
+        rotated_q, rotated_k = rotary.rotate_pair(q, k, start)
+        torch.testing.assert_close(rotated_q, reference_rope(q, positions), atol=ATOL, rtol=0)
+        torch.testing.assert_close(rotated_k, reference_rope(k, positions), atol=ATOL, rtol=0)
+        torch.testing.assert_close(rotary(q, positions), rotated_q, atol=0, rtol=0)
+    with torch.inference_mode():
+        rotary.rotate_pair(q, k, 300)  # a table built under inference mode ...
+    leaf = q.clone().requires_grad_()
+    rotary.rotate_pair(leaf, k, 0)[0].square().sum().backward()  # ... is not used where autograd needs it
+    assert torch.isfinite(leaf.grad).all()
 
 
 # ----------------------------------------------------------------------------- KV cache
