@@ -12,8 +12,9 @@ the default tokenizer: 10/30/50/70/90th percentiles of padded shape (15, 8), (14
 The baseline's `liquid/` is extracted with `git archive` into a temporary folder. Two worker processes
 (baseline, current) each build the same model from the same seed; the parent asks them in turn
 (A, B, A, B, ...) to time one pass over the shapes, so load changes on a shared machine hit both alike;
-only one worker computes at any time. Prints a markdown table of the median pass time and real tokens/s,
-and a last line with the speed-up (current / baseline).
+only one worker computes at any time. By default each worker runs one torch thread timed by its CPU time
+(``--clock thread``), so time spent waiting for a shared core is not counted. Prints a markdown table of
+the median pass time and real tokens/s, and a last line with the speed-up (current / baseline).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ BATCH = 32
 VOCAB_SIZE = 2000
 FIRST_REAL_TOKEN = 4
 IGNORE_INDEX = -100
+# Time by the worker thread's CPU time (one torch thread): waiting for a shared core is not counted.
+CPU_CLOCK = os.environ.get("BENCH_CLOCK", "thread") == "thread"
 
 
 def worker(preset: str) -> None:
@@ -53,21 +56,22 @@ def worker(preset: str) -> None:
     batches = [make_batch(BATCH, source, target, seed) for seed, (source, target) in enumerate(SHAPES)]
     tokens = sum(int(b["attention_mask"].sum() + (b["labels"] != IGNORE_INDEX).sum()) for b in batches)
 
-    def one_pass() -> float:
-        start = time.perf_counter()
+    def one_pass() -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.thread_time()
         for batch in batches:
             optimizer.zero_grad(set_to_none=True)
             model(**batch).loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.thread_time() - start_cpu
 
     one_pass()  # warm-up
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         if line.strip() != "pass":
             break
-        print(json.dumps({"seconds": one_pass(), "tokens": tokens}), flush=True)
+        wall, cpu = one_pass()
+        print(json.dumps({"seconds": cpu if CPU_CLOCK else wall, "tokens": tokens}), flush=True)
 
 
 def make_batch(batch: int, source: int, target: int, seed: int, padded_share: float = 0.1):
@@ -85,8 +89,10 @@ def make_batch(batch: int, source: int, target: int, seed: int, padded_share: fl
     return {"input_ids": input_ids * attention_mask, "attention_mask": attention_mask, "labels": labels}
 
 
-def start_worker(code_root: Path, preset: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(code_root)}
+def start_worker(code_root: Path, preset: str, clock: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(code_root), "BENCH_CLOCK": clock}
+    if clock == "thread":
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", "--preset", preset],
                             cwd=code_root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = proc.stdout.readline()
@@ -118,6 +124,8 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes per side (interleaved)")
     parser.add_argument("--quick", action="store_true", help="3 rounds")
+    parser.add_argument("--clock", choices=["thread", "wall"], default="thread",
+                        help="thread: one torch thread timed by its CPU time (stable on a shared machine)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -131,7 +139,7 @@ def main() -> None:
         tokens = {}
         try:
             for name, root in (("baseline", Path(tmp)), ("current", ROOT)):
-                workers[name] = start_worker(root, args.preset)
+                workers[name] = start_worker(root, args.preset, args.clock)
             for _ in range(rounds):
                 for name, proc in workers.items():
                     result = ask(proc)
@@ -142,7 +150,7 @@ def main() -> None:
                 proc.stdin.close()
                 proc.wait()
     print(f"{args.preset} preset, {len(SHAPES)} steps of batch {BATCH} per pass, shapes {SHAPES}, "
-          f"{rounds} interleaved passes each; CPU, {os.environ.get('OMP_NUM_THREADS', 'default')} thread(s)\n")
+          f"{rounds} interleaved passes each; CPU, clock {args.clock}\n")
     print("| code | median pass (s) | best pass (s) | real tokens/s (median) |")
     print("|---|---|---|---|")
     for name in times:
