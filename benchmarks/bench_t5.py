@@ -15,7 +15,8 @@ counted); the peak matmul rate is timed the same way.
 
 MFU = model FLOPs per second / matmul peak. Model FLOPs of one step are counted once per model with
 `torch.utils.flop_counter.FlopCounterMode` (matmuls and attention as executed: liquid's routed experts
-and windowed attention, T5's full attention); the peak is the best rate of a square matmul in the
+and windowed attention, T5's full attention; CPU SDPA counted as 4 B H Tq Tk dh forward, twice that
+backward, masked entries included); the peak is the best rate of a square matmul in the
 same precision, measured in the same run. Prints a markdown table; the last line is the headline
 ratio (liquid / T5 tokens/s at the longest and the shortest length).
 """
@@ -64,6 +65,25 @@ def make_batch(batch: int, length: int, device: torch.device, seed: int = 0) -> 
             "labels": labels.to(device)}
 
 
+def _cpu_sdpa_forward_flops(query, key, *args, **kwargs) -> int:
+    """QK^T and PV of the CPU flash-attention kernel (FlopCounterMode has no rule for it): 4 B H Tq Tk dh.
+
+    FlopCounterMode passes shapes: query (B, H, Tq, dh), key (B, Hkv, Tk, dh)."""
+    batch, heads, q_len, head_dim = query
+    return 4 * batch * heads * q_len * key[-2] * head_dim
+
+
+def _cpu_sdpa_backward_flops(grad_out, query, key, *args, **kwargs) -> int:
+    """dV, dP, dQ, dK: twice the forward."""
+    return 2 * _cpu_sdpa_forward_flops(query, key)
+
+
+CUSTOM_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_forward_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flops,
+}
+
+
 class Trainee:
     """A model, its AdamW and one training step."""
 
@@ -90,7 +110,7 @@ class Trainee:
 
     def step_flops(self, batch: dict[str, torch.Tensor]) -> int:
         """FLOPs of forward + backward, counted during one (warm-up) training step."""
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS)
         with counter:
             self.optimizer.zero_grad(set_to_none=True)
             with autocast_context(self.precision, self.device):
