@@ -241,9 +241,8 @@ class EnhancedLocalAttention(_MultiHeadProjections):
             else:
                 mask = band
         else:
-            key_valid = valid[:, None, None, :].expand(-1, 1, length, length)  # (B, 1, T, T)
-            # a materialised (B, 1, T, T) mask is faster in CPU SDPA than a broadcast (B, 1, 1, T) one
-            mask = _allow_empty_rows(key_valid if band is None else band & key_valid)  # (B, 1, T, T)
+            key_valid = valid[:, None, None, :]  # (B, 1, 1, T)
+            mask = _allow_empty_rows(key_valid if band is None else band & key_valid)  # (B, 1, 1 or T, T)
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self._dropout_p(), is_causal=is_causal, enable_gqa=self.use_gqa
         )  # (B, H, T, dh)
@@ -366,7 +365,6 @@ class CrossAttention(_MultiHeadProjections):
                 raise ValueError(f"encoder_mask must be (B, S) = {(k.shape[0], k.shape[SEQ_DIM])}, "
                                  f"got {tuple(encoder_mask.shape)}")
             mask = _allow_empty_rows(encoder_mask.to(torch.bool))[:, None, None, :]  # (B, 1, 1, S)
-            mask = mask.expand(-1, 1, x.shape[1], -1)  # (B, 1, T, S): CPU SDPA is faster with it materialised
         out = F.scaled_dot_product_attention(
             self._queries(x),  # (B, H, T, dh)
             k,
