@@ -6,7 +6,8 @@
 Every run forces exactly --new_tokens new tokens (min_new_tokens = max_new_tokens, greedy), so the three
 generate the same amount of work whatever their (random) weights predict. T5 is built from a T5Config
 with the same sizes as the preset (see bench_t5.py), never from the hub. Runs are interleaved
-(liquid cached, liquid uncached, T5, liquid cached, ...) and the median per configuration is reported.
+(liquid cached, liquid uncached, T5, liquid cached, ...) and the median per configuration is reported
+(wall clock: generation's Python overhead is part of what is compared).
 
 Also prints the self-attention cache liquid keeps after the run (positions per layer and bytes, bounded
 by the window: at most W - 1 positions whatever the number of generated tokens) next to T5's, which

@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((length, tokens, medians, flops))
 
     names = [m.name for m in models]
-    print(f"{device.type} ({torch.get_num_threads()} thread(s), clock {args.clock}), {precision}, batch {args.batch}, source = target = S, "
+    print(f"{device.type} ({torch.get_num_threads()} thread(s), clock {args.clock}), {precision}, "
+          f"batch {args.batch}, source = target = S, "
           f"median of {args.repeats} interleaved steps (fwd + bwd + AdamW); matmul peak {peak / 1e9:.1f} GFLOP/s "
           f"measured in this run; parameters " + ", ".join(f"{m.name} {m.params / 1e6:.2f}M" for m in models) + "\n")
     print(f"| S | {names[0]} tokens/s | {names[1]} tokens/s | ratio | {names[0]} MFU | {names[1]} MFU "

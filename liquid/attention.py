@@ -235,8 +235,8 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         band = self._band(length, q.device)  # (T, T) or None
         is_causal = False
         if valid is None:
-            # causal overlap with T <= W is exactly the causal mask: SDPA's is_causal skips building it
-            if self.causal and self.overlap and length <= self.window_size:
+            # causal with T <= W (one window, one block) is exactly the causal mask: SDPA's is_causal
+            if self.causal and length <= self.window_size:
                 mask, is_causal = None, True
             else:
                 mask = band
