@@ -7,8 +7,14 @@ with T^2 while the blocked module's grows with T * W.
     python benchmarks/bench_attention.py                      # W=64, D=256, 4 heads, B=1, bidirectional
     python benchmarks/bench_attention.py --causal --lengths 256 1024 4096
     python benchmarks/bench_attention.py --device cuda --dtype bfloat16
+    python benchmarks/bench_attention.py --window 256 --lengths 128 256 2048 8192 --repeats 2   # issue 10's target
+    python benchmarks/bench_attention.py --quick              # W=256, T = 128, 256, 2048, one timed run (< 1 min)
 
-Time: the fastest of --repeats runs, local and full interleaved (robust to other load on a shared CPU).
+Lengths T <= 2W exercise the module's short path (one band-masked SDPA call, no blocks): it should match
+the full baseline's time there; beyond, the blocked path should win by about T / (3W) (bidirectional).
+
+Time: the fastest of --repeats runs, local and full interleaved (robust to other load on a shared CPU); on CPU
+by default one torch thread timed by its CPU time (``--clock thread``).
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running sum of every allocation and free
 that ``torch.profiler.profile(profile_memory=True)`` records, in time order (activations held for backward,
 the mask, scores and gradients; inputs and weights allocated before the step are not counted).
@@ -31,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from liquid.attention import EnhancedLocalAttention  # noqa: E402
 
 MIB = 2**20
+CLOCK = time.perf_counter  # main() switches to time.thread_time for one CPU thread (--clock thread)
 MS_PER_S = 1000.0
 
 
@@ -71,10 +78,10 @@ def best_seconds(fns: list[Callable[[torch.Tensor], torch.Tensor]], x: torch.Ten
     for _ in range(repeats):
         for fn, fn_times in zip(fns, times):
             synchronize(x.device)
-            start = time.perf_counter()
+            start = CLOCK()
             forward_backward(fn, x)
             synchronize(x.device)
-            fn_times.append(time.perf_counter() - start)
+            fn_times.append(CLOCK() - start)
     return [min(fn_times) for fn_times in times]
 
 
@@ -109,7 +116,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--quick", action="store_true", help="W=256, T = 128, 256, 2048, one timed run")
+    parser.add_argument("--clock", choices=["thread", "wall"], default="thread",
+                        help="thread (CPU only): one torch thread timed by its CPU time, stable on a shared machine")
     args = parser.parse_args()
+    global CLOCK
+    if args.clock == "thread" and args.device == "cpu":
+        torch.set_num_threads(1)
+        CLOCK = time.thread_time
+    if args.quick:
+        args.window, args.lengths, args.repeats = 256, [128, 256, 2048], 1
 
     torch.manual_seed(0)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -126,6 +142,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     first_local_mib = None
+    speedups = {}
     for length in args.lengths:
         x = torch.randn(args.batch, length, args.d_model, device=device, dtype=dtype, requires_grad=True)
         with torch.no_grad():
@@ -133,11 +150,16 @@ def main() -> None:
         local_s, full_s = best_seconds([local, full], x, args.repeats)
         local_mib, full_mib = peak_bytes(local, x) / MIB, peak_bytes(full, x) / MIB
         first_local_mib = first_local_mib or (local_mib, length)
+        speedups[length] = full_s / local_s
         print(f"{length:>6} | {local_s * MS_PER_S:>9.2f} | {full_s * MS_PER_S:>9.2f} | {full_s / local_s:>6.2f}x | "
               f"{local_mib:>9.2f} | {full_mib:>9.2f} | {full_mib / local_mib:>8.2f}x | {diff:>10.2e}")
     base_mib, base_length = first_local_mib
     print(f"local peak memory grows {local_mib / base_mib:.1f}x for {length / base_length:.0f}x longer sequences "
-          f"(linear = {length / base_length:.0f}x); ratios are full / local (higher = local better)")
+          f"(linear = {length / base_length:.0f}x; lengths <= 2W use the short path, whose memory is T^2 like "
+          f"full); ratios are full / local (higher = local better)")
+    short = [f"{speedups[t]:.2f}x at T = {t}" for t in args.lengths if t <= args.window]
+    print(f"local vs full band-masked SDPA, forward + backward: {speedups[length]:.2f}x at T = {length}"
+          + (f"; short path (T <= W): {', '.join(short)}" if short else ""))
 
 
 if __name__ == "__main__":

@@ -143,10 +143,12 @@ class EnhancedLocalAttention(_MultiHeadProjections):
     RoPE (absolute positions) is applied to Q and K. ``attention_mask`` (B, T) marks real tokens with 1;
     padded keys are never attended to, and outputs at padded query positions are zero.
 
-    Memory is linear in T: the sequence is cut into blocks of W (T padded up to a multiple), and each
+    Short sequences (T <= 2W with overlap, T <= W without) take one SDPA call over all T keys with the
+    (T, T) band mask (``is_causal`` when it is just the causal mask): no padding to blocks, no gathering.
+    Longer ones keep memory linear in T: the sequence is cut into blocks of W (T padded up to a multiple), and each
     query block attends through SDPA to the concatenation of its own block and the neighbours the window
     can reach (causal overlap: previous + own; bidirectional overlap: previous + own + next; no overlap:
-    own), with a per-block band mask combined with the key padding mask. No (T x T) tensor is formed.
+    own), with a per-block band mask combined with the key padding mask. No (T x T) tensor is formed there.
 
     Decoding (causal only): ``forward(x_new, cache=LocalKVCache())`` attends to the cached W - 1 past
     keys plus the new ones and rolls the cache, so decode memory is O(W).
@@ -174,11 +176,13 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         self.causal = causal
         self.overlap = overlap
         self.rotary = RotaryEmbedding(self.head_dim, rope_theta) if rope else None
+        self._band_cache: dict[tuple[int, torch.device], Tensor | None] = {}  # not state: rebuilt on demand
 
-    def _rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+    def _rotate(self, q: Tensor, k: Tensor, start: int) -> tuple[Tensor, Tensor]:
+        """RoPE at positions start .. start + T - 1."""
         if self.rotary is None:
             return q, k
-        return self.rotary(q, positions), self.rotary(k, positions)
+        return self.rotary.rotate_pair(q, k, start)
 
     def forward(self, x: Tensor, attention_mask: Tensor | None = None, cache: LocalKVCache | None = None) -> Tensor:
         """x (B, T, D) -> (B, T, D). With ``cache`` (causal only), x holds the new tokens and the cache is updated."""
@@ -191,15 +195,57 @@ class EnhancedLocalAttention(_MultiHeadProjections):
             raise ValueError(f"attention_mask must be (B, T) = {(batch, length)}, got {tuple(attention_mask.shape)}")
         q = self._queries(x)  # (B, H, T, dh)
         k, v = self._keys_values(x)  # (B, Hkv, T, dh)
-        q, k = self._rotate(q, k, torch.arange(length, device=x.device))
-        if attention_mask is None:
-            valid = torch.ones(batch, length, dtype=torch.bool, device=x.device)
+        q, k = self._rotate(q, k, 0)
+        valid = None if attention_mask is None else attention_mask.to(torch.bool)  # (B, T)
+        if self._short_path(length):
+            heads = self._full_band_attention(q, k, v, valid)
         else:
-            valid = attention_mask.to(torch.bool)
-        out = self._merge_heads(self._blocked_attention(q, k, v, valid))  # (B, T, D)
-        if attention_mask is None:
+            if valid is None:
+                valid = torch.ones(batch, length, dtype=torch.bool, device=x.device)
+            heads = self._blocked_attention(q, k, v, valid)
+        out = self._merge_heads(heads)  # (B, T, D)
+        if valid is None:
             return out
         return out * valid[..., None].to(out.dtype)
+
+    def _short_path(self, length: int) -> bool:
+        """Whether one (T x T) band-masked SDPA call costs no more than the blocked path.
+
+        Overlapping windows: the blocked path pads T up to nb * W and scores W x (2W or 3W) per block, at
+        least T^2 whenever T <= 2W. Disjoint blocks: only when T <= W (a single block).
+        """
+        return length <= (2 * self.window_size if self.overlap else self.window_size)
+
+    def _band(self, length: int, device: torch.device) -> Tensor | None:
+        """(T, T) window mask for positions 0..T-1, cached per (T, device); None when every pair is allowed."""
+        key = (length, device)
+        if key not in self._band_cache:
+            positions = torch.arange(length, device=device)
+            band = _window_mask(positions[:, None], positions[None, :], self.window_size, self.causal, self.overlap)
+            self._band_cache[key] = None if bool(band.all()) else band
+        return self._band_cache[key]
+
+    def _full_band_attention(self, q: Tensor, k: Tensor, v: Tensor, valid: Tensor | None) -> Tensor:
+        """Short sequences: one SDPA call over all T keys with the (T, T) band mask (and key padding).
+
+        Same result as the blocked path; used only when T is at most a couple of windows, so the (T, T)
+        mask is no larger than the blocked path's masks. q (B, H, T, dh), k/v (B, Hkv, T, dh) -> (B, H, T, dh).
+        """
+        length = q.shape[SEQ_DIM]
+        band = self._band(length, q.device)  # (T, T) or None
+        is_causal = False
+        if valid is None:
+            # causal with T <= W (one window, one block) is exactly the causal mask: SDPA's is_causal
+            if self.causal and length <= self.window_size:
+                mask, is_causal = None, True
+            else:
+                mask = band
+        else:
+            key_valid = valid[:, None, None, :]  # (B, 1, 1, T)
+            mask = _allow_empty_rows(key_valid if band is None else band & key_valid)  # (B, 1, 1 or T, T)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self._dropout_p(), is_causal=is_causal, enable_gqa=self.use_gqa
+        )  # (B, H, T, dh)
 
     def _blocked_attention(self, q: Tensor, k: Tensor, v: Tensor, valid: Tensor) -> Tensor:
         """Windowed attention in blocks of W. q (B, H, T, dh), k/v (B, Hkv, T, dh), valid (B, T) -> (B, H, T, dh)."""
@@ -248,7 +294,7 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         start = cache.seen_tokens
         q = self._queries(x)  # (B, H, t, dh)
         k, v = self._keys_values(x)  # (B, Hkv, t, dh)
-        q, k = self._rotate(q, k, torch.arange(start, start + length, device=x.device))
+        q, k = self._rotate(q, k, start)
         # Chunks of at most W new tokens keep every score matrix at most W x (2W - 1): memory O(W) per chunk.
         outputs = []
         for lo in range(0, length, self.window_size):
@@ -263,10 +309,13 @@ class EnhancedLocalAttention(_MultiHeadProjections):
             v = torch.cat((cache.value, v), dim=SEQ_DIM)
         new, total = q.shape[SEQ_DIM], k.shape[SEQ_DIM]
         end = cache.seen_tokens + new
-        q_positions = torch.arange(end - new, end, device=q.device)
-        k_positions = torch.arange(end - total, end, device=q.device)
-        mask = _window_mask(q_positions[:, None], k_positions[None, :], self.window_size, True, self.overlap)
-        # mask: (c, S + c)
+        if self.overlap and new == 1:
+            mask = None  # one query sees its W - 1 predecessors, exactly what the cache keeps
+        else:
+            q_positions = torch.arange(end - new, end, device=q.device)
+            k_positions = torch.arange(end - total, end, device=q.device)
+            mask = _window_mask(q_positions[:, None], k_positions[None, :], self.window_size, True, self.overlap)
+            # mask: (c, S + c)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self._dropout_p(), enable_gqa=self.use_gqa
         )  # (B, H, c, dh)

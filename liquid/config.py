@@ -92,7 +92,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": dict(
         d_model=1024, num_heads=16, num_kv_heads=4, encoder_layers=6, decoder_layers=6, conv_layers=4,
         num_experts=8, d_ff=512, window_size=256, decoder_window_size=256, fft_window=32,
-        max_position_embeddings=2048,
     ),
 }
 
@@ -123,7 +122,8 @@ class LiquidConfig(PreTrainedConfig):
     embedding_type (`str`, "liquid" or "plain"): LiquidEmbedding, or a plain token table (for ablations).
     ffn_type (`str`, "moe" or "dense"): the MoE layer, or one dense SwiGLU of width `moe_top_k * d_ff` (the
         most an MoE token can use), for ablations.
-    max_position_embeddings (`int`, defaults to 512): the longest sequence accepted.
+    max_position_embeddings (`int`, defaults to 2**20): the longest sequence accepted. RoPE and local attention
+        need no position table, so this is only a sanity bound (kept for compatibility), not a model size.
     dropout / attention_dropout (`float`): residual and attention-probability dropout.
     loss_type (`str`, "focal" or "ce"): token loss; focal uses `focal_gamma`, `focal_alpha`.
     label_smoothing (`float`): label smoothing of the token loss.
@@ -163,7 +163,7 @@ class LiquidConfig(PreTrainedConfig):
     embedding_kernel_size: int = 3
     embedding_type: str = "liquid"
     ffn_type: str = "moe"
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = 2**20
     dropout: float = 0.0
     attention_dropout: float = 0.0
     loss_type: str = "focal"

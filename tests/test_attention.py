@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import liquid.attention as attention_module
 from liquid.attention import CrossAttention, EnhancedLocalAttention, LocalKVCache
+from liquid.rope import RotaryEmbedding
 
 D_MODEL = 16
 NUM_HEADS = 4
@@ -104,8 +105,9 @@ def right_padding_mask(lengths: list[int], total: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("causal,overlap", MODES)
 @pytest.mark.parametrize("num_kv_heads", [None, 2])
-def test_padding_matches_reference_and_is_invariant(causal, overlap, num_kv_heads):
-    module = make_local(4, causal, overlap, num_kv_heads)
+@pytest.mark.parametrize("window", [4, 8])  # 8: the short (T <= 2W) path at 13 positions, blocked at 20
+def test_padding_matches_reference_and_is_invariant(causal, overlap, num_kv_heads, window):
+    module = make_local(window, causal, overlap, num_kv_heads)
     lengths, total = [13, 9, 2], 13
     mask = right_padding_mask(lengths, total)
     x = torch.randn(3, total, D_MODEL, dtype=torch.float64)
@@ -124,8 +126,9 @@ def test_padding_matches_reference_and_is_invariant(causal, overlap, num_kv_head
 
 
 @pytest.mark.parametrize("causal,overlap", MODES)
-def test_all_padding_row_is_finite(causal, overlap):
-    module = make_local(4, causal, overlap)
+@pytest.mark.parametrize("window", [4, 16])
+def test_all_padding_row_is_finite(causal, overlap, window):
+    module = make_local(window, causal, overlap)
     x = torch.randn(2, 10, D_MODEL, dtype=torch.float64, requires_grad=True)
     mask = right_padding_mask([10, 0], 10)
     out = module(x, attention_mask=mask)
@@ -148,6 +151,45 @@ def test_no_quadratic_tensor_is_passed_to_sdpa(monkeypatch):
     for causal in (True, False):
         make_local(window, causal, True)(torch.randn(1, length, D_MODEL, dtype=torch.float64))
     assert seen_shapes and all(q_len <= window and k_len <= 3 * window for q_len, k_len in seen_shapes)
+
+
+@pytest.mark.parametrize("causal,overlap", MODES)
+@pytest.mark.parametrize("length", [5, 8, 12, 16, 17])
+def test_short_path_is_one_call_and_matches_blocked(monkeypatch, causal, overlap, length):
+    """T <= 2W (overlap) or T <= W (disjoint blocks): one SDPA call over all T keys, same output as blocks."""
+    window = 8
+    module = make_local(window, causal, overlap)
+    x = torch.randn(2, length, D_MODEL, dtype=torch.float64)
+    mask = right_padding_mask([length, max(1, length - 3)], length)
+    seen_shapes = []
+    real_sdpa = F.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, **kwargs):
+        seen_shapes.append((q.shape[-2], k.shape[-2]))
+        return real_sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", recording_sdpa)
+    out = module(x, attention_mask=mask)
+    short = length <= (2 * window if overlap else window)
+    assert (seen_shapes == [(length, length)]) == short
+    monkeypatch.setattr(module, "_short_path", lambda _length: False)
+    torch.testing.assert_close(out, module(x, attention_mask=mask), atol=ATOL, rtol=0)
+
+
+def test_rope_table_matches_reference_and_survives_inference_mode():
+    rotary = RotaryEmbedding(8, THETA)
+    q, k = torch.randn(2, 4, 5, 8, dtype=torch.float64), torch.randn(2, 2, 5, 8, dtype=torch.float64)
+    for start in (0, 3, 100, 2):  # 100 grows the table; 2 reads the grown one
+        positions = torch.arange(start, start + 5)
+        rotated_q, rotated_k = rotary.rotate_pair(q, k, start)
+        torch.testing.assert_close(rotated_q, reference_rope(q, positions), atol=ATOL, rtol=0)
+        torch.testing.assert_close(rotated_k, reference_rope(k, positions), atol=ATOL, rtol=0)
+        torch.testing.assert_close(rotary(q, positions), rotated_q, atol=0, rtol=0)
+    with torch.inference_mode():
+        rotary.rotate_pair(q, k, 300)  # a table built under inference mode ...
+    leaf = q.clone().requires_grad_()
+    rotary.rotate_pair(leaf, k, 0)[0].square().sum().backward()  # ... is not used where autograd needs it
+    assert torch.isfinite(leaf.grad).all()
 
 
 # ----------------------------------------------------------------------------- KV cache
