@@ -76,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     dec.add_argument("--top_k", type=int, default=50)
     dec.add_argument("--top_p", type=float, default=1.0)
     dec.add_argument("--repetition_penalty", type=float, default=1.0)
-    dec.add_argument("--max_new_tokens", type=int, default=128)
+    dec.add_argument("--max_new_tokens", type=int, default=160)
     dec.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--output_dir", help="write report.json and predictions.jsonl here")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")

@@ -133,6 +133,22 @@ def t5_config_like(liquid_config, tokenizer, d_ff: int):
     )
 
 
+def _t5_class():
+    from transformers import DynamicCache, EncoderDecoderCache, T5ForConditionalGeneration
+
+    class T5WithGrowingCache(T5ForConditionalGeneration):
+        """transformers 5.24 sizes T5's default generation cache by the *encoder's* layer count, so `generate()`
+        fails (IndexError) when the decoder has more layers (small: 2 encoder, 3 decoder); an explicit cache that
+        grows per layer avoids it and gives the same tokens (tests/test_ablate.py)."""
+
+        def generate(self, *args, **kwargs):
+            if kwargs.get("use_cache", True) and kwargs.get("past_key_values") is None:
+                kwargs["past_key_values"] = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            return super().generate(*args, **kwargs)
+
+    return T5WithGrowingCache
+
+
 def t5_factory(train_args: argparse.Namespace, tokenizer):
     """A T5ForConditionalGeneration with the liquid model's d_model / heads / layers and the d_ff that brings its
     parameter count closest to the liquid model's (T5's count is linear in d_ff)."""
@@ -152,7 +168,7 @@ def t5_factory(train_args: argparse.Namespace, tokenizer):
     low, high = count(T5_D_FF_MULTIPLE), count(2 * T5_D_FF_MULTIPLE)
     units = (target - low) / ((high - low) / T5_D_FF_MULTIPLE)  # extra d_ff to reach the target
     d_ff = max(T5_D_FF_MULTIPLE, round((T5_D_FF_MULTIPLE + units) / T5_D_FF_MULTIPLE) * T5_D_FF_MULTIPLE)
-    model = T5ForConditionalGeneration(t5_config_like(liquid_config, tokenizer, d_ff))
+    model = _t5_class()(t5_config_like(liquid_config, tokenizer, d_ff))
     logger.info("t5: d_ff=%d, %d parameters (liquid model: %d)", d_ff, model.num_parameters(), target)
     return model
 

@@ -61,3 +61,20 @@ def test_variant_flags_and_bad_input(tmp_path: Path):
     assert "ffn_type=dense" in argv
     assert ablate.main(["--budget_minutes", "1", "--variants", "full,bogus"]) == 2
     assert ablate.main(["--budget_minutes", "1", "--seed", "4"]) == 2
+
+
+def test_t5_with_more_decoder_than_encoder_layers_generates_like_without_cache():
+    """The ablation's T5 (2 encoder, 3 decoder layers in `small`) must generate; cached == uncached tokens."""
+    import torch
+    from transformers import T5Config
+
+    from liquid.ablate import _t5_class
+
+    config = T5Config(vocab_size=60, d_model=32, d_kv=8, d_ff=48, num_layers=1, num_decoder_layers=3, num_heads=4,
+                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    torch.manual_seed(0)
+    model = _t5_class()(config).eval()
+    inputs = torch.randint(2, 60, (2, 7))
+    cached = model.generate(inputs, max_new_tokens=6, do_sample=False, min_new_tokens=6)
+    plain = model.generate(inputs, max_new_tokens=6, do_sample=False, min_new_tokens=6, use_cache=False)
+    assert cached.shape == (2, 7) and torch.equal(cached, plain)

@@ -4,7 +4,7 @@ import torch
 from liquid import LiquidConfig, LiquidFoundationModelOptimized
 
 # preset -> (low, high) parameter bounds the issue asks for
-BOUNDS = {"tiny": (0, 1_000_000), "small": (5e6, 15e6), "base": (45e6, 55e6), "large": (180e6, 220e6)}
+BOUNDS = {"tiny": (0, 1_000_000), "small": (2e6, 4e6), "base": (45e6, 55e6), "large": (180e6, 220e6)}
 
 
 def count_parameters(config: LiquidConfig) -> int:
