@@ -86,7 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"last checkpoint: {result.last_checkpoint}")
     if result.best_checkpoint is not None:
         print(f"best checkpoint: {result.best_checkpoint} (validation accuracy {result.best_metric:.4f})")
-    if result.stop_reason != "completed":
+    if result.stop_reason == "time_limit":  # the planned end of a budgeted run: the schedule reached its floor
+        budget = args.max_time_minutes
+        print(f"the {budget:g}-minute time budget is spent at step {result.step} (learning rate at its floor); "
+              "to train longer, resume with a larger budget:")
+        print(f"  {_resume_command(argv, str(result.last_checkpoint))} --max_time_minutes {2 * budget:g}")
+    elif result.stop_reason != "completed":
         print(f"stopped early ({result.stop_reason}) at step {result.step}; to continue:")
         print(f"  {_resume_command(argv, str(result.last_checkpoint))}")
     print("next:")

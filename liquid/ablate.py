@@ -1,7 +1,7 @@
 """Ablation at equal wall-clock: each variant trains through the same loop on the same data for the same budget,
 then is scored on the test split with the repo's evaluation code.
 
-    python -m liquid.ablate --budget_minutes 10 --preset small --seeds 0,1 --output_dir ablation
+    python -m liquid.ablate --budget_minutes 10 --preset small --seeds 0,1 --output_dir ablation  # full, t5: 2 seeds
     python -m liquid.ablate --budget_minutes 10 --variants full,t5 --seeds 0,1,2 -- --eval_every 100 --batch_size 16
 
 Variants (each a `LiquidConfig` switch, so every component stays available by config):
@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
     parser.add_argument("--preset", default="small")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
     parser.add_argument("--seeds", default="0,1", help="comma-separated seeds, each variant runs once per seed")
+    parser.add_argument("--seed_variants", default="full,t5",
+                        help="variants that run once per seed; the others run with the first seed only "
+                             "('all': every variant runs every seed)")
     parser.add_argument("--output_dir", default="ablation")
     parser.add_argument("--max_test_rows", type=int, default=0,
                         help="score a seeded random sample of this many test rows (0: the whole test split)")
@@ -86,6 +89,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
         raise AblationError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from error
     if not args.seeds:
         raise AblationError("--seeds: give at least one seed")
+    args.seed_variants = (list(VARIANTS) if args.seed_variants.strip() == "all"
+                          else [name.strip() for name in args.seed_variants.split(",") if name.strip()])
+    if any(name not in VARIANTS for name in args.seed_variants):
+        raise AblationError(f"--seed_variants: choose from {', '.join(VARIANTS)} (or 'all')")
     if args.budget_minutes <= 0 or args.max_test_rows < 0:
         raise AblationError("--budget_minutes must be > 0 and --max_test_rows >= 0")
     for flag in ("--max_time_minutes", "--seed", "--output_dir", "--preset", "--resume"):
@@ -325,8 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     results, rows = [], None
-    for seed in args.seeds:  # seeds outermost: an interrupted run still has every variant once
+    for index, seed in enumerate(args.seeds):  # seeds outermost: an interrupted run still has every variant once
         for variant in args.variants:
+            if index > 0 and variant not in args.seed_variants:
+                continue
             try:
                 result = run_one(args, passthrough, variant, seed, full_window, rows)
             except ValueError as error:  # ArgsError / DataError: a bad pass-through flag or data file

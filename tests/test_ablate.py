@@ -78,3 +78,14 @@ def test_t5_with_more_decoder_than_encoder_layers_generates_like_without_cache()
     cached = model.generate(inputs, max_new_tokens=6, do_sample=False, min_new_tokens=6)
     plain = model.generate(inputs, max_new_tokens=6, do_sample=False, min_new_tokens=6, use_cache=False)
     assert cached.shape == (2, 7) and torch.equal(cached, plain)
+
+
+def test_seed_variants_limit_which_variants_repeat_over_seeds():
+    from liquid import ablate
+
+    args, _ = ablate.parse_args(["--budget_minutes", "1", "--variants", "full,ce_loss,t5", "--seeds", "0,1"])
+    assert args.seed_variants == ["full", "t5"]
+    args, _ = ablate.parse_args(["--budget_minutes", "1", "--seed_variants", "all"])
+    assert args.seed_variants == list(ablate.VARIANTS)
+    with pytest.raises(ablate.AblationError):
+        ablate.parse_args(["--budget_minutes", "1", "--seed_variants", "full,nope"])
