@@ -17,13 +17,6 @@ FLAGS = ["--vocab_size", "200", "--max_source_length", "24", "--max_target_lengt
          "--monitor_every", "1000", "--warmup_steps", "1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_ablation_end_to_end(tmp_path: Path, capsys):
     data = [str(write_rows(tmp_path / f"{name}.jsonl", count, seed)) for name, count, seed in

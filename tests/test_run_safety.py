@@ -25,13 +25,6 @@ TINY = ["--preset", "tiny", "--vocab_size", "200", "--max_source_length", "24", 
 NAN_PARAMETER = "decoder.layers.0.cross_attn.q_proj.weight"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def write_rows(path: Path, count: int) -> Path:
     with path.open("w", encoding="utf-8") as handle:

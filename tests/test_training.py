@@ -23,14 +23,6 @@ TINY_FLAGS = ["--preset", "tiny", "--num_epochs", "100", "--vocab_size", "200", 
               "--device", "cpu", "--precision", "fp32"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, spinning thread pools make tiny steps 10-50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def write_rows(path: Path, count: int, seed: int, equal_lengths: bool = False) -> Path:
     """Tiny math/sentiment rows; with `equal_lengths` every row is the same template with one-digit numbers."""
