@@ -138,16 +138,22 @@ def test_all_padding_row_is_finite(causal, overlap, window):
     assert all(torch.isfinite(p.grad).all() for p in module.parameters())
 
 
-def test_no_quadratic_tensor_is_passed_to_sdpa(monkeypatch):
-    window, length = 8, 256
-    seen_shapes = []
+@pytest.fixture
+def seen_shapes(monkeypatch):
+    """(query length, key length) of every `scaled_dot_product_attention` call the attention module makes."""
+    shapes = []
     real_sdpa = F.scaled_dot_product_attention
 
     def recording_sdpa(q, k, v, **kwargs):
-        seen_shapes.append((q.shape[-2], k.shape[-2]))
+        shapes.append((q.shape[-2], k.shape[-2]))
         return real_sdpa(q, k, v, **kwargs)
 
     monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", recording_sdpa)
+    return shapes
+
+
+def test_no_quadratic_tensor_is_passed_to_sdpa(seen_shapes):
+    window, length = 8, 256
     for causal in (True, False):
         make_local(window, causal, True)(torch.randn(1, length, D_MODEL, dtype=torch.float64))
     assert seen_shapes and all(q_len <= window and k_len <= 3 * window for q_len, k_len in seen_shapes)
@@ -155,20 +161,12 @@ def test_no_quadratic_tensor_is_passed_to_sdpa(monkeypatch):
 
 @pytest.mark.parametrize("causal,overlap", MODES)
 @pytest.mark.parametrize("length", [5, 8, 12, 16, 17])
-def test_short_path_is_one_call_and_matches_blocked(monkeypatch, causal, overlap, length):
+def test_short_path_is_one_call_and_matches_blocked(monkeypatch, seen_shapes, causal, overlap, length):
     """T <= 2W (overlap) or T <= W (disjoint blocks): one SDPA call over all T keys, same output as blocks."""
     window = 8
     module = make_local(window, causal, overlap)
     x = torch.randn(2, length, D_MODEL, dtype=torch.float64)
     mask = right_padding_mask([length, max(1, length - 3)], length)
-    seen_shapes = []
-    real_sdpa = F.scaled_dot_product_attention
-
-    def recording_sdpa(q, k, v, **kwargs):
-        seen_shapes.append((q.shape[-2], k.shape[-2]))
-        return real_sdpa(q, k, v, **kwargs)
-
-    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", recording_sdpa)
     out = module(x, attention_mask=mask)
     short = length <= (2 * window if overlap else window)
     assert (seen_shapes == [(length, length)]) == short
