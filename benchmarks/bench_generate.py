@@ -47,9 +47,12 @@ def generate(model, input_ids: torch.Tensor, new_tokens: int, use_cache: bool):
 
 
 def timed(model, input_ids: torch.Tensor, new_tokens: int, use_cache: bool) -> tuple[float, object]:
+    sync = torch.cuda.synchronize if input_ids.is_cuda else (lambda: None)
+    sync()
     start = time.perf_counter()
     with torch.no_grad():
         out = generate(model, input_ids, new_tokens, use_cache)
+    sync()
     elapsed = time.perf_counter() - start
     produced = out.sequences.shape[1] - 1  # minus the decoder start token
     if produced != new_tokens:
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source_length", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="32 new tokens, one timed run each")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     if args.quick:
         args.new_tokens, args.repeats = 32, 1
@@ -87,13 +91,14 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(0)
     config = LiquidConfig.from_preset(args.preset, vocab_size=VOCAB_SIZE)
-    liquid = LiquidFoundationModelOptimized(config).eval()
-    t5 = t5_like(config).eval()
+    device = torch.device(args.device)
+    liquid = LiquidFoundationModelOptimized(config).to(device).eval()
+    t5 = t5_like(config).to(device).eval()
     runs = {"liquid cached": (liquid, True), "liquid uncached": (liquid, False), "T5 cached": (t5, True)}
     rows, caches = [], {}
     for batch in args.batches:
         input_ids = torch.randint(FIRST_REAL_TOKEN, VOCAB_SIZE, (batch, args.source_length),
-                                  generator=torch.Generator().manual_seed(batch))
+                                  generator=torch.Generator().manual_seed(batch)).to(device)
         for model, use_cache in runs.values():
             timed(model, input_ids, 4, use_cache)  # warm-up
         times: dict[str, list[float]] = {name: [] for name in runs}
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
                     caches["T5"] = t5_cache_size(out)
         rows.append((batch, {name: batch * args.new_tokens / statistics.median(v) for name, v in times.items()}))
 
-    print(f"cpu ({torch.get_num_threads()} thread(s)), fp32, greedy, source {args.source_length} tokens, "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} thread(s))"
+    print(f"{where}, fp32, greedy, source {args.source_length} tokens, "
           f"{args.new_tokens} new tokens, median of {args.repeats} interleaved runs; "
           f"decoder window W = {config.decoder_window_size}\n")
     print("| batch | liquid cached new tok/s | liquid uncached | T5 generate() | cached / uncached | liquid / T5 |")

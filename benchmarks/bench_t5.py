@@ -82,6 +82,14 @@ CUSTOM_FLOPS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_forward_flops,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flops,
 }
+# CUDA kernels: FlopCounterMode's own rules assert that query and key have the same number of heads,
+# which grouped-query attention breaks; the rules above count (B, H, Tq, dh) x (B, Hkv, Tk, dh) correctly.
+for _kernel in ("flash", "efficient", "cudnn"):
+    _op = getattr(torch.ops.aten, f"_scaled_dot_product_{_kernel}_attention", None)
+    _op_backward = getattr(torch.ops.aten, f"_scaled_dot_product_{_kernel}_attention_backward", None)
+    if _op is not None and _op_backward is not None:
+        CUSTOM_FLOPS[_op] = _cpu_sdpa_forward_flops
+        CUSTOM_FLOPS[_op_backward] = _cpu_sdpa_backward_flops
 
 
 class Trainee:
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((length, tokens, medians, flops))
 
     names = [m.name for m in models]
-    print(f"{device.type} ({torch.get_num_threads()} thread(s), clock {args.clock}), {precision}, "
+    print(f"{device.type} ({torch.get_num_threads()} thread(s), clock {'thread' if CLOCK is time.thread_time else 'wall'}), {precision}, "
           f"batch {args.batch}, source = target = S, "
           f"median of {args.repeats} interleaved steps (fwd + bwd + AdamW); matmul peak {peak / 1e9:.1f} GFLOP/s "
           f"measured in this run; parameters " + ", ".join(f"{m.name} {m.params / 1e6:.2f}M" for m in models) + "\n")

@@ -78,21 +78,21 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         d_model=64, num_heads=2, encoder_layers=1, decoder_layers=1, conv_layers=2,
-        num_experts=4, d_ff=128, window_size=16, decoder_window_size=16, fft_window=8,
+        num_experts=4, d_ff=128, window_size=16, decoder_window_size=16, fft_window=8, qk_init_std=64**-0.5,
     ),
     # the CPU default of main.py: at a fixed wall-clock budget, steps beat width (docs/experiments.md, run E:
     # d_model 128 learns as much per step as 192 at 1.7x the speed); each token uses at most two experts
     "small": dict(
         d_model=128, num_heads=4, num_kv_heads=2, encoder_layers=2, decoder_layers=3, conv_layers=3,
-        num_experts=4, d_ff=256, window_size=64, decoder_window_size=64, fft_window=8,
+        num_experts=4, d_ff=256, window_size=64, decoder_window_size=64, fft_window=8, qk_init_std=128**-0.5,
     ),
     "base": dict(
         d_model=512, num_heads=8, num_kv_heads=4, encoder_layers=4, decoder_layers=4, conv_layers=4,
-        num_experts=4, d_ff=768, window_size=128, decoder_window_size=128, fft_window=16,
+        num_experts=4, d_ff=768, window_size=128, decoder_window_size=128, fft_window=16, qk_init_std=512**-0.5,
     ),
     "large": dict(
         d_model=1024, num_heads=16, num_kv_heads=4, encoder_layers=6, decoder_layers=6, conv_layers=4,
-        num_experts=8, d_ff=512, window_size=256, decoder_window_size=256, fft_window=32,
+        num_experts=8, d_ff=512, window_size=256, decoder_window_size=256, fft_window=32, qk_init_std=1024**-0.5,
     ),
 }
 
@@ -175,6 +175,9 @@ class LiquidConfig(PreTrainedConfig):
     reconstruction_weight: float = 0.1
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
+    # std of the attention query/key weights; 0: initializer_range. d_model**-0.5 gives attention logits of
+    # order 1 at init (T5's scheme), so attention patterns get gradient from the first step
+    qk_init_std: float = 0.0
     rope_theta: float = 10000.0
     is_encoder_decoder: bool = True
     use_cache: bool = True
@@ -198,6 +201,8 @@ class LiquidConfig(PreTrainedConfig):
             "embedding_kernel_size")})
         if self.fft_window < 2:
             raise ValueError(f"fft_window must be >= 2 (at least two samples per window), got {self.fft_window}")
+        if self.qk_init_std < 0:
+            raise ValueError(f"qk_init_std must be >= 0 (0: initializer_range), got {self.qk_init_std}")
         if self.conv_layers < 0:
             raise ValueError(f"conv_layers must be >= 0, got {self.conv_layers}")
         if self.d_model % self.num_heads:

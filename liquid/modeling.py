@@ -22,6 +22,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
+from liquid.attention import _MultiHeadProjections
 from liquid.cache import LiquidCache
 from liquid.config import INIT_STD_ATTR, LiquidConfig
 from liquid.decoder import DecoderOutput, LiquidDecoder
@@ -103,6 +104,11 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
         self.encoder.embedding.token_embedding = self.shared
         self.decoder.embedding.token_embedding = self.shared
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.qk_init_std > 0:
+            for module in self.modules():
+                if isinstance(module, _MultiHeadProjections):
+                    setattr(module.q_proj, INIT_STD_ATTR, config.qk_init_std)
+                    setattr(module.k_proj, INIT_STD_ATTR, config.qk_init_std)
         self.token_loss = (
             OptimizedFocalLoss(gamma=config.focal_gamma, alpha=config.focal_alpha,
                                label_smoothing=config.label_smoothing, ignore_index=IGNORE_INDEX)

@@ -36,6 +36,7 @@ def test_overrides_apply_and_unknown_fields_are_refused():
         (dict(moe_top_k=5, num_experts=4), "moe_top_k"),
         (dict(loss_type="mse"), "loss_type"),
         (dict(min_compression_ratio=0.6, base_compression_ratio=0.5), "compression_ratio"),
+        (dict(qk_init_std=-0.01), "qk_init_std"),
     ],
 )
 def test_invalid_combinations_say_what_is_allowed(overrides, message):

@@ -184,3 +184,28 @@ def test_ablation_variants_keep_causality_and_cache(overrides):
         assert not any("experts" in name for name, _ in variant.named_parameters())
         parts = variant.num_parameters_breakdown()
         assert parts["active"] == parts["total"]
+
+
+def test_qk_init_std_sets_the_attention_query_and_key_scale_only():
+    """qk_init_std = d^-0.5 (T5's scheme, the presets' choice): W_q and W_k of every attention ~ N(0, d^-1),
+    everything else 0.02 (qk_init_std = 0: initializer_range everywhere),
+    so that attention logits q.k / sqrt(dh) start at order 1 instead of ~0.05 (a uniform average)."""
+    d = 128
+    base = LiquidFoundationModelOptimized(LiquidConfig.from_preset("small", vocab_size=300, qk_init_std=0.0))
+    scaled = LiquidFoundationModelOptimized(LiquidConfig.from_preset("small", vocab_size=300, qk_init_std=d ** -0.5))
+    attentions = [scaled.encoder.layers[0].self_attn, scaled.decoder.layers[-1].self_attn,
+                  scaled.decoder.layers[0].cross_attn]
+    for attn in attentions:
+        for proj in (attn.q_proj, attn.k_proj):
+            assert abs(proj.weight.std().item() - d ** -0.5) < 0.1 * d ** -0.5
+        for proj in (attn.v_proj, attn.o_proj):
+            assert abs(proj.weight.std().item() - 0.02) < 0.002
+    assert abs(base.decoder.layers[0].cross_attn.q_proj.weight.std().item() - 0.02) < 0.002
+    # the logits: with unit-rms inputs the scaled init gives attention scores ~20x larger
+    x = torch.randn(2, 16, d)
+    def logit_std(attn):
+        q = attn._queries(x)
+        k, _ = attn._keys_values(x)
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        return (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).std().item()
+    assert logit_std(scaled.decoder.layers[0].cross_attn) > 10 * logit_std(base.decoder.layers[0].cross_attn)

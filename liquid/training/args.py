@@ -37,11 +37,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIME_BUDGET_MINUTES = 13.0
 DEFAULT_PRESET = "small"
 DEFAULT_BATCH_SIZE = 32
-DEFAULT_LEARNING_RATE = 2e-3
+DEFAULT_LEARNING_RATE = 5e-4  # 2e-3 sat at the edge of instability (docs/experiments.md, GPU sweeps)
 DEFAULT_NUM_EPOCHS = 2
 UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only limit
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.01
+DEFAULT_ADAM_BETA2 = 0.999
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_GRAD_ACCUM_STEPS = 1
 DEFAULT_SEED = 0
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--grad_accum_steps", type=int, default=DEFAULT_GRAD_ACCUM_STEPS)
     opt.add_argument("--warmup_steps", type=int, default=DEFAULT_WARMUP_STEPS)
     opt.add_argument("--weight_decay", type=float, default=DEFAULT_WEIGHT_DECAY)
+    opt.add_argument("--adam_beta2", type=float, default=DEFAULT_ADAM_BETA2,
+                     help="AdamW's second-moment decay (beta1 stays 0.9)")
     opt.add_argument("--max_grad_norm", type=float, default=DEFAULT_MAX_GRAD_NORM)
     opt.add_argument("--precision", choices=PRECISIONS, default="auto",
                      help="auto: bf16 autocast on CUDA, the measured-faster choice on CPU")
@@ -217,6 +220,8 @@ def _check_ranges(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value < 0:
             raise ArgsError(f"--{name} must be >= 0, got {value}")
+    if not 0.0 <= args.adam_beta2 < 1.0:
+        raise ArgsError(f"--adam_beta2 must be in [0, 1), got {args.adam_beta2}")
 
 
 def check_writable(directory: Path, flag: str = "--output_dir") -> None:

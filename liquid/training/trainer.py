@@ -160,7 +160,8 @@ def autocast_context(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
-def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float,
+                    beta2: float = 0.999) -> torch.optim.AdamW:
     """AdamW with decay on parameters of ndim >= 2, except embedding tables and norm weights."""
     no_decay = {id(p) for module in model.modules() if isinstance(module, NO_DECAY_MODULES)
                 for p in module.parameters(recurse=False)}
@@ -173,7 +174,7 @@ def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float)
     # fused AdamW (one kernel over all tensors, same update) is about 4x faster than foreach on CPU
     # (benchmarks/NOTES.md); used where every parameter is a float tensor on CPU or CUDA
     fused = all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in decay + rest)
-    return torch.optim.AdamW(groups, lr=learning_rate, fused=fused or None)
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, beta2), fused=fused or None)
 
 
 def steps_per_epoch(batches_per_epoch: int, grad_accum_steps: int) -> int:
@@ -418,7 +419,8 @@ class Trainer:
             logger.warning("--warmup_steps %d >= total steps %d: the learning rate never reaches its peak",
                            args.warmup_steps, self.total_steps)
 
-        self.optimizer = build_optimizer(self.model, args.learning_rate, args.weight_decay)
+        self.optimizer = build_optimizer(self.model, args.learning_rate, args.weight_decay,
+                                         getattr(args, "adam_beta2", 0.999))
         self._fit_start: float | None = None  # monotonic clock at the start of fit(); elapsed time is
         self._elapsed_before = self.state.elapsed_seconds  # ... this plus the time since then
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
