@@ -43,6 +43,7 @@ UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only li
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.01
 DEFAULT_ADAM_BETA2 = 0.999
+DEFAULT_OVERSAMPLE: dict[str, int] = {}  # task -> repeats per epoch of its training rows
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_GRAD_ACCUM_STEPS = 1
 DEFAULT_SEED = 0
@@ -126,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--max_target_length", type=int, default=DEFAULT_MAX_TARGET_LENGTH)
     data.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="tokenizer vocabulary")
     data.add_argument("--num_workers", type=int, default=0)
+    data.add_argument("--oversample", action="append", default=None, metavar="TASK=K",
+                      help="each training row whose `task` is TASK appears K times per epoch (repeatable; "
+                           "K = 1 turns a default off); default: " +
+                           (", ".join(f"{t}={k}" for t, k in DEFAULT_OVERSAMPLE.items()) or "none"))
 
     run = parser.add_argument_group("run")
     run.add_argument("--output_dir", help="default: checkpoints/<run-name>")
@@ -209,6 +214,22 @@ def build_config(args: argparse.Namespace, vocab_size: int | None = None) -> Liq
     except (ValueError, TypeError, StrictDataclassError) as error:
         cause = error.__cause__ if isinstance(error, StrictDataclassError) and error.__cause__ else error
         raise ArgsError(" ".join(str(cause).split())) from error
+
+
+def parse_oversample(items: Sequence[str] | None) -> dict[str, int]:
+    """``["math=2"]`` -> ``{"math": 2}`` (`ArgsError` naming the bad item otherwise)."""
+    repeats: dict[str, int] = {}
+    for item in items or ():
+        task, sep, text = item.partition("=")
+        task = task.strip()
+        try:
+            count = int(text)
+        except ValueError:
+            count = 0
+        if not sep or not task or count < 1:
+            raise ArgsError(f"--oversample expects TASK=K with an integer K >= 1, got {item!r}")
+        repeats[task] = count
+    return repeats
 
 
 def _check_ranges(args: argparse.Namespace) -> None:
@@ -357,6 +378,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     _fill_run_length(args)
     _check_ranges(args)
+    parse_oversample(args.oversample)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ArgsError(f"--device {args.device}: CUDA is not available here (use --device cpu or auto)")
     if args.preset not in PRESETS:

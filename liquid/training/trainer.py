@@ -48,7 +48,7 @@ from liquid.modeling import LiquidFoundationModelOptimized
 from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
-from liquid.training.args import build_config
+from liquid.training.args import DEFAULT_OVERSAMPLE, build_config, parse_oversample
 from liquid.training.distributed import (
     DistributedContext, RankSliceBatchSampler, all_reduce_sum, barrier, broadcast_object,
     cleanup_distributed, init_distributed,
@@ -328,12 +328,37 @@ def clear_previous_run(output_dir: Path) -> list[str]:
     return removed
 
 
+def oversample_tasks(train, repeats: Mapping[str, int], explicit: bool):
+    """Each training row of task T appears ``repeats[T]`` times per epoch (the sampler shuffles the copies apart).
+
+    A task no row has is an error when the user asked for it (`explicit`), and skipped for the defaults, so
+    that the default mix never stops a run on data without that task.
+    """
+    from liquid.data import DataError
+
+    tasks = train["task"] if "task" in train.column_names else [""] * len(train)
+    extra: list[int] = []
+    for task, count in repeats.items():
+        rows = [i for i, name in enumerate(tasks) if name == task]
+        if not rows:
+            if explicit:
+                raise DataError(f"--oversample {task}={count}: no training row has task {task!r} "
+                                f"(tasks there: {', '.join(sorted(set(tasks) - {''})) or 'none'})")
+            continue
+        extra.extend(rows * (count - 1))
+        logger.info("oversample: %d rows of task %r appear %d times per epoch", len(rows), task, count)
+    return train.select(list(range(len(train))) + extra) if extra else train
+
+
 def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
     from liquid.data import tokenize_dataset
 
     splits = _load_splits(args)
     tokenizer = _load_tokenizer(args, ctx, resume, splits["train"])
     train = tokenize_dataset(splits["train"], tokenizer, args.max_source_length, args.max_target_length)
+    requested = getattr(args, "oversample", None)
+    repeats = parse_oversample(requested) if requested else DEFAULT_OVERSAMPLE
+    train = oversample_tasks(train, repeats, explicit=bool(requested))
     eval_rows: list[dict[str, Any]] = []
     if "validation" in splits:
         validation = splits["validation"]
