@@ -7,7 +7,7 @@ import pytest
 
 from liquid.data import DataError
 from liquid.training.args import ArgsError, parse_oversample
-from liquid.training.trainer import oversample_tasks
+from liquid.training.trainer import oversample_indices
 
 
 def _rows(tasks):
@@ -15,9 +15,13 @@ def _rows(tasks):
                                        "response": [f"r{n}" for n in range(len(tasks))], "task": tasks})
 
 
+def oversample_tasks(train, repeats):
+    return train.select(oversample_indices(train, repeats))
+
+
 def test_each_row_of_the_task_appears_k_times_and_the_others_once():
     train = _rows(["math", "qa", "math", "sentiment"])
-    out = oversample_tasks(train, {"math": 3}, explicit=True)
+    out = oversample_tasks(train, {"math": 3})
     counts = collections.Counter(out["instruction"])
     assert counts == {"i0": 3, "i2": 3, "i1": 1, "i3": 1}
     assert collections.Counter(out["task"]) == {"math": 6, "qa": 1, "sentiment": 1}
@@ -25,15 +29,16 @@ def test_each_row_of_the_task_appears_k_times_and_the_others_once():
 
 def test_k_of_one_and_no_request_leave_the_data_alone():
     train = _rows(["math", "qa"])
-    assert oversample_tasks(train, {"math": 1}, explicit=True)["instruction"] == ["i0", "i1"]
-    assert oversample_tasks(train, {}, explicit=False)["instruction"] == ["i0", "i1"]
+    assert oversample_tasks(train, {"math": 1})["instruction"] == ["i0", "i1"]
+    assert oversample_tasks(train, {})["instruction"] == ["i0", "i1"]
 
 
-def test_a_missing_task_is_an_error_only_when_asked_for():
-    train = _rows(["qa", "qa"])
+def test_a_missing_task_is_an_error_naming_the_tasks_there():
     with pytest.raises(DataError, match=r"--oversample math=2: no training row has task 'math' \(tasks there: qa\)"):
-        oversample_tasks(train, {"math": 2}, explicit=True)
-    assert len(oversample_tasks(train, {"math": 2}, explicit=False)) == 2  # a default never stops a run
+        oversample_tasks(_rows(["qa", "qa"]), {"math": 2})
+    plain = datasets.Dataset.from_dict({"instruction": ["a"], "response": ["b"]})  # no task column at all
+    with pytest.raises(DataError, match=r"\(tasks there: none\)"):
+        oversample_indices(plain, {"math": 2})
 
 
 @pytest.mark.parametrize("item", ["math", "math=0", "math=two", "=2", "math=-1"])

@@ -43,7 +43,6 @@ UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only li
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.01
 DEFAULT_ADAM_BETA2 = 0.999
-DEFAULT_OVERSAMPLE: dict[str, int] = {}  # task -> repeats per epoch of its training rows
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_GRAD_ACCUM_STEPS = 1
 DEFAULT_SEED = 0
@@ -128,9 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="tokenizer vocabulary")
     data.add_argument("--num_workers", type=int, default=0)
     data.add_argument("--oversample", action="append", default=None, metavar="TASK=K",
-                      help="each training row whose `task` is TASK appears K times per epoch (repeatable; "
-                           "K = 1 turns a default off); default: " +
-                           (", ".join(f"{t}={k}" for t, k in DEFAULT_OVERSAMPLE.items()) or "none"))
+                      help="each training row whose `task` is TASK appears K times per epoch (repeatable)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--output_dir", help="default: checkpoints/<run-name>")

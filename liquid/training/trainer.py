@@ -48,7 +48,7 @@ from liquid.modeling import LiquidFoundationModelOptimized
 from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
-from liquid.training.args import DEFAULT_OVERSAMPLE, build_config, parse_oversample
+from liquid.training.args import DEFAULT_ADAM_BETA2, build_config, parse_oversample
 from liquid.training.distributed import (
     DistributedContext, RankSliceBatchSampler, all_reduce_sum, barrier, broadcast_object,
     cleanup_distributed, init_distributed,
@@ -328,12 +328,9 @@ def clear_previous_run(output_dir: Path) -> list[str]:
     return removed
 
 
-def oversample_tasks(train, repeats: Mapping[str, int], explicit: bool):
-    """Each training row of task T appears ``repeats[T]`` times per epoch (the sampler shuffles the copies apart).
-
-    A task no row has is an error when the user asked for it (`explicit`), and skipped for the defaults, so
-    that the default mix never stops a run on data without that task.
-    """
+def oversample_indices(train, repeats: Mapping[str, int]) -> list[int]:
+    """Row indices of one epoch in which each training row of task T appears ``repeats[T]`` times (the sampler
+    shuffles the copies apart); a task that no row has is a `DataError` naming the tasks there are."""
     from liquid.data import DataError
 
     tasks = train["task"] if "task" in train.column_names else [""] * len(train)
@@ -341,24 +338,24 @@ def oversample_tasks(train, repeats: Mapping[str, int], explicit: bool):
     for task, count in repeats.items():
         rows = [i for i, name in enumerate(tasks) if name == task]
         if not rows:
-            if explicit:
-                raise DataError(f"--oversample {task}={count}: no training row has task {task!r} "
-                                f"(tasks there: {', '.join(sorted(set(tasks) - {''})) or 'none'})")
-            continue
+            raise DataError(f"--oversample {task}={count}: no training row has task {task!r} "
+                            f"(tasks there: {', '.join(sorted(set(tasks) - {''})) or 'none'})")
         extra.extend(rows * (count - 1))
-        logger.info("oversample: %d rows of task %r appear %d times per epoch", len(rows), task, count)
-    return train.select(list(range(len(train))) + extra) if extra else train
+        if count > 1:
+            logger.info("oversample: %d rows of task %r appear %d times per epoch", len(rows), task, count)
+    return list(range(len(train))) + extra
 
 
 def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
     from liquid.data import tokenize_dataset
 
     splits = _load_splits(args)
+    repeats = parse_oversample(getattr(args, "oversample", None))  # checked before anything is written
+    epoch_rows = oversample_indices(splits["train"], repeats) if repeats else None
     tokenizer = _load_tokenizer(args, ctx, resume, splits["train"])
     train = tokenize_dataset(splits["train"], tokenizer, args.max_source_length, args.max_target_length)
-    requested = getattr(args, "oversample", None)
-    repeats = parse_oversample(requested) if requested else DEFAULT_OVERSAMPLE
-    train = oversample_tasks(train, repeats, explicit=bool(requested))
+    if epoch_rows is not None:
+        train = train.select(epoch_rows)
     eval_rows: list[dict[str, Any]] = []
     if "validation" in splits:
         validation = splits["validation"]
@@ -445,7 +442,7 @@ class Trainer:
                            args.warmup_steps, self.total_steps)
 
         self.optimizer = build_optimizer(self.model, args.learning_rate, args.weight_decay,
-                                         getattr(args, "adam_beta2", 0.999))
+                                         getattr(args, "adam_beta2", DEFAULT_ADAM_BETA2))
         self._fit_start: float | None = None  # monotonic clock at the start of fit(); elapsed time is
         self._elapsed_before = self.state.elapsed_seconds  # ... this plus the time since then
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)

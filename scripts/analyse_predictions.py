@@ -1,0 +1,78 @@
+"""Read an `evaluate.py` predictions.jsonl: per-task accuracy on the ablation's test sample, and where equations go wrong.
+
+    python scripts/analyse_predictions.py <eval dir>/predictions.jsonl                       # both reports
+    python scripts/analyse_predictions.py <eval dir>/predictions.jsonl --ablation_rows 600   # the ablation's rows
+
+* Ablation rows: `python -m liquid.ablate --max_test_rows N` scores every variant on one seeded sample of N
+  test rows; this prints a full run's accuracy on the same rows (from the per-row `accuracy` field that
+  evaluate.py wrote), so a default run can sit in the ablation's table without training it again.
+* Copy errors: a wrong equation whose first step (the text up to its second `=`, e.g.
+  `Restamos 15 en ambos lados: -6x = 51 - 15 =`) differs from the reference's copied a number or sign
+  from the instruction wrongly; the other wrong equations went wrong later, in the arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from liquid.ablate import TEST_SAMPLE_SEED  # noqa: E402
+
+
+def first_step(text: str) -> str:
+    """The copied part of an equation answer: everything before its second `=`."""
+    parts = text.split("=")
+    return "=".join(parts[:2]) if len(parts) > 2 else text
+
+
+def copy_error_counts(rows: list[dict]) -> dict[str, int]:
+    """Over the `equation` rows: how many, how many wrong, how many wrong in the first step."""
+    equations = [r for r in rows if r.get("subset") == "equation"]
+    wrong = [r for r in equations if r["accuracy"] < 1]
+    copy = [r for r in wrong if first_step(r["prediction"]) != first_step(r["response"])]
+    return {"equations": len(equations), "wrong": len(wrong), "copy_errors": len(copy),
+            "later_errors": len(wrong) - len(copy)}
+
+
+def ablation_sample(rows: list[dict], count: int) -> list[dict]:
+    """The rows `liquid.ablate --max_test_rows count` scores (same seed, same order)."""
+    if not count or count >= len(rows):
+        return rows
+    return [rows[i] for i in sorted(random.Random(TEST_SAMPLE_SEED).sample(range(len(rows)), count))]
+
+
+def task_accuracy(rows: list[dict]) -> dict[str, float]:
+    scores: dict[str, list[float]] = collections.defaultdict(list)
+    for row in rows:
+        scores[row["task"]].append(row["accuracy"])
+        scores["overall"].append(row["accuracy"])
+    return {task: sum(values) / len(values) for task, values in scores.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("predictions", type=Path)
+    parser.add_argument("--ablation_rows", type=int, default=600, help="size of the ablation's test sample")
+    args = parser.parse_args(argv)
+    try:
+        rows = [json.loads(line) for line in args.predictions.read_text(encoding="utf-8").splitlines() if line]
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"error: {args.predictions}: {error}") from None
+    if not rows or "accuracy" not in rows[0]:
+        raise SystemExit(f"error: {args.predictions}: not an evaluate.py predictions.jsonl (no `accuracy` field)")
+    sample = ablation_sample(rows, args.ablation_rows)
+    scores = task_accuracy(sample)
+    print(f"accuracy on the ablation's {len(sample)} test rows: "
+          + ", ".join(f"{task} {value:.3f}" for task, value in sorted(scores.items())))
+    counts = copy_error_counts(rows)
+    print(f"equations {counts['equations']}, wrong {counts['wrong']}: copy error in the first step "
+          f"{counts['copy_errors']}, wrong later {counts['later_errors']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""scripts/analyse_predictions.py: the ablation's row sample and the copy/arithmetic split of wrong equations."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import analyse_predictions as ap  # noqa: E402
+
+from liquid.ablate import test_rows as ablation_rows  # noqa: E402  (aliased: pytest would collect test_*)
+
+EQ = "Restamos 15 en ambos lados: -6x = 51 - 15 = 51 - 10 - 5 = 41 - 5 = 36. Dividimos ..."
+
+
+def _row(prediction, response=EQ, accuracy=0.0, subset="equation", task="math"):
+    return {"prediction": prediction, "response": response, "accuracy": accuracy, "subset": subset, "task": task}
+
+
+def test_copy_errors_are_wrong_first_steps_and_the_rest_are_later_errors():
+    rows = [
+        _row(EQ, accuracy=1.0),                                                   # right
+        _row(EQ.replace("41 - 5 = 36", "41 - 5 = 40")),                          # wrong later: arithmetic
+        _row(EQ.replace("-6x = 51 - 15", "-6x = 15 - 51")),                      # wrong copy
+        _row(EQ.replace("Restamos 15", "Restamos 51")),                          # wrong copy
+        _row("La capital de X es Y.", response="La capital de X es Z.", subset="seen_fact", task="qa"),
+    ]
+    assert ap.copy_error_counts(rows) == {"equations": 4, "wrong": 3, "copy_errors": 2, "later_errors": 1}
+
+
+def test_the_sample_is_the_one_the_ablation_scores():
+    data = ROOT / "data" / "test.jsonl"
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    args = argparse.Namespace(test_file=str(data), dataset=None, dataset_config=None, data_dir=str(ROOT / "data"),
+                              instruction_column="instruction", response_column="response")
+    ablation = ablation_rows(args, 600)
+    mine = ap.ablation_sample(rows, 600)
+    assert [r["instruction"] for r in mine] == [r["instruction"] for r in ablation]
+    assert len(mine) == 600 and ap.ablation_sample(rows, 0) == rows
+
+
+def test_task_accuracy_averages_per_task_and_overall():
+    rows = [_row("", accuracy=1.0), _row("", accuracy=0.0), _row("", accuracy=1.0, task="qa")]
+    assert ap.task_accuracy(rows) == {"math": 0.5, "qa": 1.0, "overall": 2 / 3}
