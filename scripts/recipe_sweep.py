@@ -22,56 +22,44 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# name -> (main.py flags, train-file transform or None)
-VARIANTS: dict[str, tuple[list[str], str | None]] = {
-    "base": ([], None),
-    "lr1e-3": (["--learning_rate", "1e-3"], None),
-    "lr4e-3": (["--learning_rate", "4e-3"], None),
-    "lr8e-3": (["--learning_rate", "8e-3"], None),
-    "ce": (["--loss", "ce"], None),
-    "plain_emb": (["--set", "embedding_type=plain"], None),
-    "no_conv": (["--set", "conv_layers=0"], None),
-    "dense": (["--set", "ffn_type=dense"], None),
-    "kv4": (["--set", "num_kv_heads=4"], None),
-    "deep": (["--set", "encoder_layers=3", "--set", "decoder_layers=4"], None),
-    "lr4e-3_math2x": (["--learning_rate", "4e-3"], "math2x"),
-    "math2x": ([], "math2x"),
-    "b16": (["--batch_size", "16"], None),
-    "b64": (["--batch_size", "64"], None),
-    "long3x": ([], None),  # 3x the steps: where the default's curve goes
-    "long3x_lr4e-3": (["--learning_rate", "4e-3"], None),
+# name -> main.py flags
+VARIANTS: dict[str, list[str]] = {
+    "base": [],
+    "lr1e-3": ["--learning_rate", "1e-3"],
+    "lr4e-3": ["--learning_rate", "4e-3"],
+    "lr8e-3": ["--learning_rate", "8e-3"],
+    "ce": ["--loss", "ce"],
+    "plain_emb": ["--set", "embedding_type=plain"],
+    "no_conv": ["--set", "conv_layers=0"],
+    "dense": ["--set", "ffn_type=dense"],
+    "kv4": ["--set", "num_kv_heads=4"],
+    "deep": ["--set", "encoder_layers=3", "--set", "decoder_layers=4"],
+    "lr4e-3_math2x": ["--learning_rate", "4e-3", "--oversample", "math=2"],
+    "math2x": ["--oversample", "math=2"],
+    "b16": ["--batch_size", "16"],
+    "b64": ["--batch_size", "64"],
+    "long3x": [],  # 3x the steps: where the default's curve goes
+    "long3x_lr4e-3": ["--learning_rate", "4e-3"],
 }
 LONG = {"long3x": 3, "long3x_lr4e-3": 3}
 
 
-def math2x(train_file: Path, out: Path) -> Path:
-    """Every math row twice, the other tasks once: math becomes 2/3 of an epoch instead of 1/2."""
-    path = out / "train_math2x.jsonl"
-    with open(train_file, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as g:
-        for line in f:
-            g.write(line)
-            if json.loads(line)["task"] == "math":
-                g.write(line)
-    return path
-
-
-def variant(name: str) -> tuple[list[str], str | None]:
-    """A named variant, or an ad-hoc one written `name=--flag value --flag value`."""
+def variant(name: str) -> list[str]:
+    """A named variant's flags, or an ad-hoc one written `name=--flag value --flag value`."""
     if "=" in name and name.split("=", 1)[0] not in VARIANTS:
-        return name.split("=", 1)[1].split(), None
+        return name.split("=", 1)[1].split()
+    if name not in VARIANTS:
+        raise SystemExit(f"error: unknown variant {name!r}; use one of {', '.join(VARIANTS)} or 'name=--flag value'")
     return VARIANTS[name]
 
 
 def launch(spec: str, args, out: Path) -> subprocess.Popen:
-    flags, transform = variant(spec)
+    flags = variant(spec)
     name = spec.split("=", 1)[0]
     steps = args.steps * LONG.get(name, 1)
-    train = Path(args.train_file)
-    if transform == "math2x":
-        train = math2x(train, out)
     cmd = [sys.executable, str(ROOT / "main.py"), "--max_steps", str(steps), "--eval_every", str(args.eval_every),
            "--save_every", "0", "--eval_samples", str(args.eval_samples), "--device", args.device,
-           "--precision", args.precision, "--train_file", str(train),
+           "--precision", args.precision, "--train_file", args.train_file,
            "--validation_file", str(ROOT / "data" / "validation.jsonl"), "--output_dir", str(out / name),
            "--overwrite_output_dir", "--log_every", "50", *flags]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
