@@ -69,14 +69,6 @@ def spectral_entropy(power: Tensor) -> Tensor:
     return (entropy / math.log(power.shape[-1])).clamp(0.0, 1.0)
 
 
-def _analysis_basis(length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """(L, 2 F') real DFT basis [cos | sin](2 pi l f / L), F' = L // 2 + 1: window @ basis = (Re, -Im) of rfft."""
-    bins = length // 2 + 1
-    angle = 2 * math.pi * torch.outer(torch.arange(length, dtype=dtype, device=device),
-                                      torch.arange(bins, dtype=dtype, device=device)) / length  # (L, F')
-    return torch.cat((angle.cos(), angle.sin()), dim=1)
-
-
 def _history(previous: Tensor | None, size: int, like: Tensor) -> Tensor:
     """Past rows (B, size, D): the stored ones, or zeros before the first token."""
     if previous is not None:
@@ -119,6 +111,13 @@ class LiquidEmbedding(nn.Module):
     6. ``embeddings_t = e_t + z_t`` (residual: token identity is never lost), zero at padding;
        ``reconstruction_loss = sum_{real t} ||z_t - h_t||^2 / (sum_{real t} ||h_t||^2 + eps)``;
        ``compression_ratio = mean_{real t} C_ratio_t`` per sequence.
+
+    Implementation: no transform of a (D, L) window is ever formed. Step 5 is linear in the window with
+    coefficients shared by the D channels, ``z_t = sum_l K_{t,l} h_{t - n0 + l}``, ``K_t = M_t S`` (S: the
+    (F, L) synthesis matrix, taper included), applied as L shifted multiply-adds; step 4's channel-averaged
+    power is a cosine transform of the window's lagged products ``mean_d h_{s,d} h_{s+k,d}``
+    (``_window_power``). Both equal the rfft / irfft definitions above (tests compare with torch.fft in
+    float64) at about 3x less time than transforming every window.
 
     Gradients reach the table and the convolution through the kept spectrum, the residual, and the complexity:
     c_t is computed from the live spectrum and the ramp mask is piecewise linear in k_t, so the task loss also
@@ -187,21 +186,21 @@ class LiquidEmbedding(nn.Module):
         h = self._convolve(e, e_history) * keep_rows  # (B, T, D)
         h_history = _history(state.conv_outputs if state is not None else None, self.fft_window - 1, h)
         fft_dtype = torch.promote_types(h.dtype, torch.float32)  # spectra in fp32 at least (bf16 training)
-        windows = self._windows(h, h_history).to(fft_dtype)  # (B, T, D, L)
-        # one GEMM gives both transforms of every window (windows of a few samples: cheaper than torch.fft),
-        # outside autocast so that it stays in fp32
-        analysis = _analysis_basis(self.fft_window, fft_dtype, h.device)  # (L, 2 F')
-        with torch.autocast(device_type=h.device.type, enabled=False):
-            projected = windows @ torch.cat((analysis, self._synthesis_basis(fft_dtype, h.device).T), dim=1)
-        coefficients, filtered = projected.split((analysis.shape[1], self.num_bins), dim=-1)  # (B,T,D,2F'), (B,T,D,F)
-        power = coefficients.square().mean(dim=2).unflatten(-1, (2, -1)).sum(dim=-2)  # (B, T, F') mean_d |Y_f|^2
+        padded = self._padded(h, h_history).to(fft_dtype)  # (B, T + L - 1, D): window t is rows t .. t + L - 1
+        with torch.autocast(device_type=h.device.type, enabled=False):  # the spectra stay in fp32 (bf16 training)
+            power = self._window_power(padded, length)  # (B, T, F') mean_d |Y_{t,d,f}|^2
         window_complexity = spectral_entropy(power)  # (B, T)
         complexity = self._sequence_complexity(window_complexity, valid, state)  # (B, T)
         ratio = (self.base_compression_ratio * (1.0 - complexity)).clamp_min(self.min_compression_ratio)  # (B, T)
         kept_bins = ((1.0 - ratio) * self.num_bins).clamp_min(1.0)  # (B, T) k_t
         frequencies = torch.arange(self.num_bins, dtype=fft_dtype, device=h.device)  # (F,)
         mask = (kept_bins[..., None] - frequencies).clamp(0.0, 1.0)  # (B, T, F)  M_{t,f}
-        z = (filtered * mask[:, :, None, :]).sum(dim=-1) * keep_rows.to(fft_dtype)  # (B, T, D), fp32 or fp64
+        # z_t = sum_f M_{t,f} sum_l S_{f,l} u-window_{t,l} = sum_l K_{t,l} h_{t - n0 + l}: one filter per position,
+        # shared by the D channels, applied as L shifted multiply-adds (no (B, T, D, L) window tensor)
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            taps = mask @ self._synthesis_basis(fft_dtype, h.device)  # (B, T, L)  K_{t,l}
+        z = sum(taps[:, :, l, None] * padded[:, l:l + length] for l in range(self.fft_window))  # (B, T, D)
+        z = z * keep_rows.to(fft_dtype)  # fp32 or fp64
         h_fft = h.to(fft_dtype)
         reconstruction_loss = (z - h_fft).square().sum() / (h_fft.square().sum() + ENERGY_EPS)
         valid_ratio = valid.to(ratio.dtype)
@@ -237,13 +236,30 @@ class LiquidEmbedding(nn.Module):
             signal = F.pad(e.transpose(1, 2), (left, self.kernel_size - 1 - left))  # (B, D, T + K - 1)
         return self.conv(signal).transpose(1, 2)  # (B, T, D)
 
-    def _windows(self, h: Tensor, history: Tensor) -> Tensor:
-        """Short-time windows of L positions, t at index n0 of its window: (B, T, D, L)."""
+    def _padded(self, h: Tensor, history: Tensor) -> Tensor:
+        """h with the rows before and after it that the windows read: window t (t at its index n0) is rows
+        t .. t + L - 1 of the result, (B, T + L - 1, D)."""
         if self.causal:
-            padded = torch.cat((history, h), dim=1)  # (B, L - 1 + T, D)
-        else:
-            padded = F.pad(h, (0, 0, self.centre, self.fft_window - 1 - self.centre))  # (B, T + L - 1, D)
-        return padded.unfold(1, self.fft_window, 1)  # (B, T, D, L)
+            return torch.cat((history, h), dim=1)
+        return F.pad(h, (0, 0, self.centre, self.fft_window - 1 - self.centre))
+
+    def _window_power(self, padded: Tensor, length: int) -> Tensor:
+        """Step 4's channel-averaged power of every plain window, (B, T + L - 1, D) -> (B, T, F'), from lags:
+
+        ``mean_d |Y_{t,d,f}|^2 = sum_{l,m} G_{t,l,m} cos(2 pi f (l - m) / L)`` with the window's Gram matrix
+        ``G_{t,l,m} = mean_d h_{t+l,d} h_{t+m,d}`` (rows of `padded`), which depends on the lag k = |l - m|
+        through ``r_k(s) = mean_d h_{s,d} h_{s+k,d}``: ``sum_k w_k cos(2 pi f k / L) sum_{l < L - k} r_k(t + l)``,
+        w_0 = 1, w_k = 2. L products of (B, T, D) instead of a DFT of every (D, L) window.
+        """
+        window = self.fft_window
+        lag_sums = []
+        for lag in range(window):
+            r = (padded[:, : padded.shape[1] - lag] * padded[:, lag:]).mean(dim=-1)  # (B, T + L - 1 - k)
+            lag_sums.append(r.unfold(1, window - lag, 1).sum(dim=-1)[:, :length])  # (B, T)
+        lags = torch.arange(window, dtype=padded.dtype, device=padded.device)
+        bins = torch.arange(window // 2 + 1, dtype=padded.dtype, device=padded.device)
+        weights = torch.cos(2 * math.pi * lags[:, None] * bins / window) * torch.where(lags == 0, 1.0, 2.0)[:, None]
+        return torch.stack(lag_sums, dim=-1) @ weights  # (B, T, L) @ (L, F') -> (B, T, F')
 
     def _sequence_complexity(self, window_complexity: Tensor, valid: Tensor, state: EmbeddingState | None) -> Tensor:
         """Bidirectional: mean c_t over real positions; causal: prefix mean over real s <= t. (B, T) -> (B, T)."""

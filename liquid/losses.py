@@ -63,11 +63,16 @@ class OptimizedFocalLoss(nn.Module):
             raise ValueError(
                 f"logits {tuple(logits.shape)} must be targets {tuple(targets.shape)} plus a class dimension"
             )
-        num_classes = logits.shape[-1]
+        compute_dtype = torch.promote_types(logits.dtype, torch.float32)
+        log_probs = torch.log_softmax(logits.reshape(-1, logits.shape[-1]).to(compute_dtype), dim=-1)  # (N, V)
+        return self.from_log_probs(log_probs, targets)
+
+    def from_log_probs(self, log_probs: Tensor, targets: Tensor) -> Tensor:
+        """The same loss from log-softmax output (N, V) in fp32 or wider, targets of any shape with N entries
+        (a caller that needs the log-probabilities for something else computes them once)."""
+        num_classes = log_probs.shape[-1]
         if self.alpha is not None and self.alpha.numel() != num_classes:
             raise ValueError(f"per-class alpha has {self.alpha.numel()} entries but logits have {num_classes} classes")
-        compute_dtype = torch.promote_types(logits.dtype, torch.float32)
-        log_probs = torch.log_softmax(logits.reshape(-1, num_classes).to(compute_dtype), dim=-1)  # (N, V)
         flat_targets = targets.reshape(-1)  # (N,)
         valid = flat_targets != self.ignore_index
         safe_targets = torch.where(valid, flat_targets, torch.zeros_like(flat_targets))

@@ -194,11 +194,15 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
     def _token_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(lm_loss, ce_loss): the training token loss, and plain cross-entropy (no smoothing, detached)."""
         flat_logits, flat_labels = logits.reshape(-1, logits.size(-1)), labels.reshape(-1)  # (B*T, V), (B*T,)
-        if self.token_loss is not None:
-            lm_loss = self.token_loss(flat_logits, flat_labels)
-        else:
-            lm_loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX,
-                                      label_smoothing=self.config.label_smoothing)
+        if self.token_loss is not None:  # one log-softmax serves the focal loss and the reported cross-entropy
+            log_probs = torch.log_softmax(flat_logits.float(), dim=-1)  # (B*T, V)
+            lm_loss = self.token_loss.from_log_probs(log_probs, flat_labels)
+            ce_loss = F.nll_loss(log_probs.detach(), flat_labels, ignore_index=IGNORE_INDEX)
+            return lm_loss, ce_loss
+        lm_loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX,
+                                  label_smoothing=self.config.label_smoothing)
+        if self.config.label_smoothing == 0:
+            return lm_loss, lm_loss.detach()
         with torch.no_grad():
             ce_loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
         return lm_loss, ce_loss

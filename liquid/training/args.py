@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 # machine simply takes more steps (wall time measured in the README's Results section).
 DEFAULT_TIME_BUDGET_MINUTES = 13.0
 DEFAULT_PRESET = "small"
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 16  # 16 beat 32 and 8 at equal wall-clock (docs/experiments.md, session 4)
 DEFAULT_LEARNING_RATE = 5e-4  # 2e-3 sat at the edge of instability (docs/experiments.md, GPU sweeps)
 DEFAULT_NUM_EPOCHS = 2
 UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only limit
