@@ -43,6 +43,7 @@ def baseline_class(revision: str, folder: Path):
         tar.extractall(folder, filter="data")
     spec = importlib.util.spec_from_file_location("baseline_embedding", folder / "liquid" / "embedding.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.LiquidEmbedding
 
