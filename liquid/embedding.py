@@ -188,7 +188,7 @@ class LiquidEmbedding(nn.Module):
         fft_dtype = torch.promote_types(h.dtype, torch.float32)  # spectra in fp32 at least (bf16 training)
         padded = self._padded(h, h_history).to(fft_dtype)  # (B, T + L - 1, D): window t is rows t .. t + L - 1
         with torch.autocast(device_type=h.device.type, enabled=False):  # the spectra stay in fp32 (bf16 training)
-            power = self._window_power(padded, length)  # (B, T, F') mean_d |Y_{t,d,f}|^2
+            power = self._window_power(padded)  # (B, T, F') mean_d |Y_{t,d,f}|^2
         window_complexity = spectral_entropy(power)  # (B, T)
         complexity = self._sequence_complexity(window_complexity, valid, state)  # (B, T)
         ratio = (self.base_compression_ratio * (1.0 - complexity)).clamp_min(self.min_compression_ratio)  # (B, T)
@@ -243,7 +243,7 @@ class LiquidEmbedding(nn.Module):
             return torch.cat((history, h), dim=1)
         return F.pad(h, (0, 0, self.centre, self.fft_window - 1 - self.centre))
 
-    def _window_power(self, padded: Tensor, length: int) -> Tensor:
+    def _window_power(self, padded: Tensor) -> Tensor:
         """Step 4's channel-averaged power of every plain window, (B, T + L - 1, D) -> (B, T, F'), from lags:
 
         ``mean_d |Y_{t,d,f}|^2 = sum_{l,m} G_{t,l,m} cos(2 pi f (l - m) / L)`` with the window's Gram matrix
@@ -255,7 +255,7 @@ class LiquidEmbedding(nn.Module):
         lag_sums = []
         for lag in range(window):
             r = (padded[:, : padded.shape[1] - lag] * padded[:, lag:]).mean(dim=-1)  # (B, T + L - 1 - k)
-            lag_sums.append(r.unfold(1, window - lag, 1).sum(dim=-1)[:, :length])  # (B, T)
+            lag_sums.append(r.unfold(1, window - lag, 1).sum(dim=-1))  # (B, T)
         lags = torch.arange(window, dtype=padded.dtype, device=padded.device)
         bins = torch.arange(window // 2 + 1, dtype=padded.dtype, device=padded.device)
         weights = torch.cos(2 * math.pi * lags[:, None] * bins / window) * torch.where(lags == 0, 1.0, 2.0)[:, None]
