@@ -33,6 +33,7 @@ from liquid import metrics
 from liquid.data import DataError, load_splits
 from liquid.training.args import ArgsError, check_writable
 from liquid.evaluation import (
+    MAX_SOURCE_TOKENS,
     EvaluationError,
     Timer,
     check_tokenizer_matches,
@@ -78,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     dec.add_argument("--repetition_penalty", type=float, default=1.0)
     dec.add_argument("--max_new_tokens", type=int, default=160)
     dec.add_argument("--batch_size", type=int, default=64)
+    dec.add_argument("--max_source_length", type=int, default=MAX_SOURCE_TOKENS,
+                     help="longer instructions are truncated to this many tokens, with a warning")
     p.add_argument("--output_dir", help="write report.json and predictions.jsonl here")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int, default=0)
@@ -194,7 +197,7 @@ def main(argv=None) -> int:
                 instructions = [row["instruction"] for row in rows]
                 check_tokenizer_matches(tokenizer, instructions, source)
                 predictions = generate_answers(model, tokenizer, instructions, batch_size=args.batch_size,
-                                               **generation_kwargs(args))
+                                               max_source_length=args.max_source_length, **generation_kwargs(args))
                 settings["model_path"] = str(directory)
         scored, report = score_predictions(rows, predictions)
         report["overall"]["examples_per_second"] = len(rows) / max(timer.seconds, 1e-9)

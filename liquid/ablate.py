@@ -18,7 +18,11 @@ Variants (each a `LiquidConfig` switch, so every component stays available by co
 |                   | model's parameter count (same d_model, heads and layers; d_ff solved for)     |
 
 Every run is `liquid.training.train(args)` with `--max_time_minutes <budget>` (and an unreachable step cap, so
-the clock ends it); flags this command does not know are passed to the training parser (`main.py --help`).
+the clock ends it) and otherwise `main.py`'s defaults (validation every 750 steps included: the `full` variant
+at 13 minutes is the default run); flags this command does not know are passed to the training parser
+(`main.py --help`). Each trained model is scored on the test split and, as its own row, on the long-input
+subset `--long_test_file` (instructions of 240-470 tokens, never seen in training).
+`--tabulate DIR [DIR ...]` writes one table and plot from the `results.json` of earlier ablations.
 Outputs in `--output_dir`: one run directory per variant and seed (`<variant>/seed<k>/`, with its log.jsonl),
 `results.json` (every run's test report), `ablation.md` (mean ± spread over seeds: per-task accuracy /
 coherence / coverage, validation loss, tokens/s, total and active parameters) and `accuracy_vs_time.png`
@@ -51,7 +55,8 @@ CONFIG_OVERRIDES: dict[str, list[str]] = {
     "ce_loss": ["loss_type=ce"],
 }
 UNREACHABLE_STEPS = 10**9  # the time budget, not a step count, ends every run
-DEFAULT_EVAL_EVERY = 200  # validations give the accuracy-vs-time curve
+DEFAULT_LONG_TEST_FILE = Path(__file__).resolve().parents[1] / "data" / "test_long.jsonl"
+LONG_TASK = "long"  # the long-input subset's column group in the table
 TEST_SAMPLE_SEED = 0
 T5_D_FF_MULTIPLE = 8
 RESULTS_FILE = "results.json"
@@ -67,7 +72,7 @@ class AblationError(ValueError):
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)  # "--seed" must not pass for "--seeds"
-    parser.add_argument("--budget_minutes", type=float, required=True, help="training wall-clock per run")
+    parser.add_argument("--budget_minutes", type=float, help="training wall-clock per run (required to train)")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
     parser.add_argument("--seeds", default="0,1", help="comma-separated seeds, each variant runs once per seed")
@@ -77,6 +82,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
     parser.add_argument("--output_dir", default="ablation")
     parser.add_argument("--max_test_rows", type=int, default=0,
                         help="score a seeded random sample of this many test rows (0: the whole test split)")
+    parser.add_argument("--long_test_file", default=str(DEFAULT_LONG_TEST_FILE),
+                        help="long-input rows scored as their own row ('none' to skip)")
+    parser.add_argument("--tabulate", nargs="+", metavar="DIR",
+                        help="no training: one table and plot from these earlier ablation directories")
     args, passthrough = parser.parse_known_args(argv)
     passthrough = [item for item in passthrough if item != "--"]
     args.variants = [name.strip() for name in args.variants.split(",") if name.strip()]
@@ -93,8 +102,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
                           else [name.strip() for name in args.seed_variants.split(",") if name.strip()])
     if any(name not in VARIANTS for name in args.seed_variants):
         raise AblationError(f"--seed_variants: choose from {', '.join(VARIANTS)} (or 'all')")
-    if args.budget_minutes <= 0 or args.max_test_rows < 0:
+    if args.tabulate is None and args.budget_minutes is None:
+        raise AblationError("--budget_minutes is required (or --tabulate DIR ... to tabulate earlier runs)")
+    if (args.budget_minutes is not None and args.budget_minutes <= 0) or args.max_test_rows < 0:
         raise AblationError("--budget_minutes must be > 0 and --max_test_rows >= 0")
+    if args.long_test_file.lower() == "none":
+        args.long_test_file = None
+    elif args.tabulate is None and not Path(args.long_test_file).is_file():
+        raise AblationError(f"--long_test_file: {args.long_test_file} does not exist (give 'none' to skip it)")
     for flag in ("--max_time_minutes", "--seed", "--output_dir", "--preset", "--resume"):
         if any(item == flag or item.startswith(flag + "=") for item in passthrough):
             raise AblationError(f"{flag} is set by the ablation itself; do not pass it through")
@@ -108,8 +123,6 @@ def training_argv(args: argparse.Namespace, passthrough: list[str], variant: str
             "--max_time_minutes", str(args.budget_minutes)]
     if not any(item.split("=")[0] in ("--max_steps", "--num_epochs") for item in passthrough):
         argv += ["--max_steps", str(UNREACHABLE_STEPS)]
-    if not any(item.split("=")[0] == "--eval_every" for item in passthrough):
-        argv += ["--eval_every", str(DEFAULT_EVAL_EVERY)]
     overrides = list(CONFIG_OVERRIDES.get(variant, []))
     if variant == "full_attention":
         # bidirectional |i - j| <= W // 2 and causal i - W < j <= i cover every pair of an L-token sequence
@@ -203,13 +216,23 @@ def test_rows(train_args: argparse.Namespace, max_rows: int) -> list[dict[str, A
     return rows
 
 
-def evaluate_on_test(model, tokenizer, train_args: argparse.Namespace, rows: list[dict]) -> dict:
+def long_rows(path: str | None) -> list[dict[str, Any]] | None:
+    if path is None:
+        return None
+    from liquid.data import load_splits
+
+    return [dict(row) for row in load_splits(test_file=path, splits=("test",))["test"]]
+
+
+def evaluate_on_test(model, tokenizer, train_args: argparse.Namespace, rows: list[dict],
+                     max_source_length: int | None = None) -> dict:
     """Greedy answers to the test rows, scored by `liquid.evaluation.score_predictions` (as evaluate.py does)."""
     from liquid.evaluation import generate_answers, score_predictions
 
     model.eval()
     predictions = generate_answers(model, tokenizer, [row["instruction"] for row in rows],
-                                   batch_size=train_args.batch_size, max_source_length=train_args.max_source_length,
+                                   batch_size=train_args.batch_size,
+                                   max_source_length=max_source_length or train_args.max_source_length,
                                    progress=False, max_new_tokens=train_args.max_target_length, do_sample=False,
                                    num_beams=1)
     _, report = score_predictions(rows, predictions)
@@ -224,7 +247,7 @@ def read_log(run_dir: Path) -> list[dict]:
 
 
 def run_one(args: argparse.Namespace, passthrough: list[str], variant: str, seed: int, full_window: int,
-            rows: list[dict] | None) -> dict:
+            rows: list[dict] | None, long: list[dict] | None = None) -> dict:
     from liquid.training.args import parse_args as parse_training_args
     from liquid.training.trainer import train
 
@@ -244,6 +267,11 @@ def run_one(args: argparse.Namespace, passthrough: list[str], variant: str, seed
     if rows is None:
         rows = test_rows(train_args, args.max_test_rows)
     report = evaluate_on_test(model, tokenizer, train_args, rows)
+    long_report = None
+    if long:
+        from liquid.evaluation import MAX_SOURCE_TOKENS
+
+        long_report = evaluate_on_test(model, tokenizer, train_args, long, max_source_length=MAX_SOURCE_TOKENS)
     log = read_log(run_dir)
     train_records = [r for r in log if r.get("type") == "train" and "tokens_per_s" in r]
     evals = [r for r in log if r.get("type") == "eval"]
@@ -255,7 +283,8 @@ def run_one(args: argparse.Namespace, passthrough: list[str], variant: str, seed
         "tokens_per_s": statistics.fmean(r["tokens_per_s"] for r in train_records) if train_records else None,
         "val_loss": evals[-1]["val_loss"] if evals else None,
         "val_ce_loss": evals[-1].get("val_ce_loss") if evals else None,
-        "params_total": total, "params_active": active, "test": report,
+        "params_total": total, "params_active": active, "test": report, "long": long_report,
+        "budget_minutes": args.budget_minutes,
         "curve": [(r["time"] - started, r["val_accuracy"]) for r in evals if "val_accuracy" in r],
     }
 
@@ -280,8 +309,9 @@ def mean_spread(values: list[float | None]) -> str:
 
 def markdown_table(results: list[dict], budget_minutes: float) -> str:
     tasks = sorted({task for r in results for task in r["test"]["per_task"]})
+    has_long = any(r.get("long") for r in results)
     header = ["variant", "seeds", "overall acc", *[f"{t} {m[:3]}" for t in tasks for m in TASK_METRICS],
-              "val loss", "tokens/s", "params", "active"]
+              *([f"{LONG_TASK} acc"] if has_long else []), "val loss", "steps", "tokens/s", "params", "active"]
     lines = [f"Equal wall-clock: {budget_minutes:g} min of training per run; mean ± sample std over seeds.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in dict.fromkeys(r["variant"] for r in results):
@@ -290,7 +320,10 @@ def markdown_table(results: list[dict], budget_minutes: float) -> str:
         for task in tasks:
             for metric in TASK_METRICS:
                 cells.append(mean_spread([r["test"]["per_task"].get(task, {}).get(metric) for r in runs]))
-        cells += [mean_spread([r["val_loss"] for r in runs]), mean_spread([r["tokens_per_s"] for r in runs]),
+        if has_long:
+            cells.append(mean_spread([(r.get("long") or {}).get("overall", {}).get("accuracy") for r in runs]))
+        cells += [mean_spread([r["val_loss"] for r in runs]), mean_spread([r["steps"] for r in runs]),
+                  mean_spread([r["tokens_per_s"] for r in runs]),
                   f"{runs[0]['params_total']:,}", f"{runs[0]['params_active']:,}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -321,34 +354,68 @@ def plot_curves(results: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def earlier_results(directories: Sequence[str]) -> tuple[list[dict], float]:
+    """The runs recorded in each directory's results.json, and their common budget."""
+    results: list[dict] = []
+    for directory in directories:
+        path = Path(directory) / RESULTS_FILE
+        if not path.is_file():
+            raise AblationError(f"--tabulate: {path} does not exist")
+        results += json.loads(path.read_text(encoding="utf-8"))
+    if not results:
+        raise AblationError("--tabulate: the results files list no runs")
+    budgets = {r.get("budget_minutes") for r in results}
+    if len(budgets) != 1 or None in budgets:
+        raise AblationError(f"--tabulate: the runs do not share one recorded budget ({sorted(map(str, budgets))})")
+    return results, budgets.pop()
+
+
+def write_outputs(results: list[dict], budget_minutes: float, output: Path) -> None:
+    table = markdown_table(results, budget_minutes)
+    (output / TABLE_FILE).write_text(table, encoding="utf-8")
+    plot_curves(results, output / PLOT_FILE)
+    print(table)
+    print(f"wrote {output / TABLE_FILE}, {output / PLOT_FILE}, {output / RESULTS_FILE}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args, passthrough = parse_args(argv)
-        full_window = _longest_sequence(passthrough)
+        if args.tabulate:
+            if any(Path(d).resolve() == Path(args.output_dir).resolve() for d in args.tabulate):
+                raise AblationError("--tabulate: write to a new --output_dir, not one of the tabulated directories")
+            results, budget = earlier_results(args.tabulate)
+        else:
+            full_window = _longest_sequence(passthrough)
+            if args.long_test_file:  # full attention must also cover the long inputs
+                from liquid.evaluation import MAX_SOURCE_TOKENS
+
+                full_window = max(full_window, MAX_SOURCE_TOKENS)
+            long = long_rows(args.long_test_file)
     except (AblationError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    if args.tabulate:
+        (output / RESULTS_FILE).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_outputs(results, budget, output)
+        return 0
     results, rows = [], None
     for index, seed in enumerate(args.seeds):  # seeds outermost: an interrupted run still has every variant once
         for variant in args.variants:
             if index > 0 and variant not in args.seed_variants:
                 continue
             try:
-                result = run_one(args, passthrough, variant, seed, full_window, rows)
+                result = run_one(args, passthrough, variant, seed, full_window, rows, long)
             except ValueError as error:  # ArgsError / DataError: a bad pass-through flag or data file
                 print(f"error: {variant} seed {seed}: {' '.join(str(error).split())}", file=sys.stderr)
                 return 2
             results.append(result)
             rows = rows if rows is not None else result.pop("_rows", None)
             (output / RESULTS_FILE).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
-    table = markdown_table(results, args.budget_minutes)
-    (output / TABLE_FILE).write_text(table, encoding="utf-8")
-    plot_curves(results, output / PLOT_FILE)
-    print(table)
-    print(f"wrote {output / TABLE_FILE}, {output / PLOT_FILE}, {output / RESULTS_FILE}")
+    write_outputs(results, args.budget_minutes, output)
     return 0
 
 

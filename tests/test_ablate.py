@@ -21,16 +21,18 @@ FLAGS = ["--vocab_size", "200", "--max_source_length", "24", "--max_target_lengt
 def test_ablation_end_to_end(tmp_path: Path, capsys):
     data = [str(write_rows(tmp_path / f"{name}.jsonl", count, seed)) for name, count, seed in
             (("train", 64, 0), ("validation", 8, 1), ("test", 12, 2))]
+    long = str(write_rows(tmp_path / "long.jsonl", 3, 4))
     out = tmp_path / "ablation"
     code = ablate.main(["--budget_minutes", "0.05", "--preset", "tiny", "--variants", "full,t5", "--seeds", "3",
                         "--output_dir", str(out), "--max_test_rows", "6", "--train_file", data[0],
-                        "--validation_file", data[1], "--test_file", data[2], *FLAGS])
+                        "--validation_file", data[1], "--test_file", data[2], "--long_test_file", long, *FLAGS])
     assert code == 0
     results = json.loads((out / ablate.RESULTS_FILE).read_text())
     assert [(r["variant"], r["seed"]) for r in results] == [("full", 3), ("t5", 3)]
     for r in results:
         assert r["stop_reason"] == "time_limit" and r["steps"] > 0
         assert r["test"]["overall"]["count"] == 6  # the test subset, scored by liquid.evaluation
+        assert r["long"]["overall"]["count"] == 3 and r["budget_minutes"] == 0.05
         assert r["curve"] and all(0 < seconds for seconds, _ in r["curve"])
         assert (Path(r["run_dir"]) / "log.jsonl").is_file()
     full, t5 = results
@@ -39,8 +41,18 @@ def test_ablation_end_to_end(tmp_path: Path, capsys):
     assert abs(t5["params_total"] - full["params_total"]) < 0.05 * full["params_total"]
     table = (out / ablate.TABLE_FILE).read_text()
     assert "| full | 1 |" in table and "| t5 | 1 |" in table and "math acc" in table and "sentiment cov" in table
+    assert "long acc" in table
     assert (out / ablate.PLOT_FILE).stat().st_size > 0
     assert "ablation.md" in capsys.readouterr().out
+
+    # --tabulate: one table from earlier ablation directories, without training
+    merged = tmp_path / "merged"
+    assert ablate.main(["--tabulate", str(out), str(out), "--output_dir", str(merged)]) == 0
+    merged_table = (merged / ablate.TABLE_FILE).read_text()
+    assert "| full | 2 |" in merged_table and "| t5 | 2 |" in merged_table  # each run listed twice: two "seeds"
+    assert len(json.loads((merged / ablate.RESULTS_FILE).read_text())) == 4
+    assert ablate.main(["--tabulate", str(out), "--output_dir", str(out)]) == 2  # would overwrite its input
+    assert ablate.main(["--tabulate", str(tmp_path / "nowhere"), "--output_dir", str(merged)]) == 2
 
 
 def test_variant_flags_and_bad_input(tmp_path: Path):
@@ -54,6 +66,10 @@ def test_variant_flags_and_bad_input(tmp_path: Path):
     assert "ffn_type=dense" in argv
     assert ablate.main(["--budget_minutes", "1", "--variants", "full,bogus"]) == 2
     assert ablate.main(["--budget_minutes", "1", "--seed", "4"]) == 2
+    assert ablate.main(["--variants", "full"]) == 2  # no budget and nothing to tabulate
+    assert ablate.main(["--budget_minutes", "1", "--long_test_file", str(tmp_path / "missing.jsonl")]) == 2
+    args, _ = ablate.parse_args(["--budget_minutes", "1", "--long_test_file", "none"])
+    assert args.long_test_file is None
 
 
 def test_t5_with_more_decoder_than_encoder_layers_generates_like_without_cache():

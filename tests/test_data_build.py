@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from liquid.data.build import build_splits, check_disjoint, write_splits
+from liquid.data.build import LONG_TEST_FILE, LONG_TEST_ROWS, build_splits, check_disjoint, write_long_test, write_splits
 from liquid.data.facts import CAPITALS
 from liquid.data.loading import Example
+from liquid.data.long_text_tasks import MAX_SENTENCES, MIN_SENTENCES
 from liquid.data.sentiment_tasks import NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, SUBJECTS, inflect
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -253,3 +254,24 @@ def test_sentiment_label_balance(rows: dict[str, list[dict]]) -> None:
         assert abs(labels["positivo"] / total - 0.4) < 0.01
         assert abs(labels["negativo"] / total - 0.4) < 0.01
         assert abs(labels["neutro"] / total - 0.2) < 0.01
+
+
+def test_long_text_subset(tmp_path: Path, rows: dict[str, list[dict]]) -> None:
+    """data/test_long.jsonl: rebuilt byte-identical; 24-44 held-out neutral sentences plus, for a polar label,
+    one held-out opinion sentence whose label (by the reference rules) is the row's; nothing from training."""
+    assert write_long_test(0, tmp_path).read_bytes() == (DATA / LONG_TEST_FILE).read_bytes()
+    long_rows = [json.loads(line) for line in (DATA / LONG_TEST_FILE).open(encoding="utf-8")]
+    assert len(long_rows) == LONG_TEST_ROWS
+    assert Counter(r["answer"] for r in long_rows) == {"positivo": 80, "negativo": 80, "neutro": 40}
+    train_texts = {_text(r["instruction"]) for r in rows["train"] if r["task"] == "sentiment"}
+    short_instructions = {r["instruction"] for split in SPLITS for r in rows[split]}
+    for row in long_rows:
+        assert (list(row), row["task"], row["subset"]) == (KEYS, "sentiment", "long_text")
+        assert row["instruction"] not in short_instructions
+        sentences = [s + "." for s in _text(row["instruction"]).rstrip(".").split(". ")]
+        polar = [s for s in sentences if _reference_label(s) != "neutro"]
+        assert MIN_SENTENCES <= len(sentences) - len(polar) <= MAX_SENTENCES
+        assert len(polar) == (row["answer"] != "neutro")
+        assert not polar or _reference_label(polar[0]) == row["answer"]
+        assert not set(sentences) & train_texts, row["instruction"][:80]
+        assert row["response"] == f"El sentimiento del texto es {row['answer']}."

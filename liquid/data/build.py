@@ -4,7 +4,8 @@ Usage::
 
     python -m liquid.data.build --output_dir data --seed 0
 
-Writes ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (one `Example` per line, UTF-8).
+Writes ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (one `Example` per line, UTF-8), and the
+test-only long-input subset ``test_long.jsonl`` (`liquid.data.long_text_tasks`).
 Each task draws from its own ``random.Random(f"{seed}:{task}")``, so the output is byte-identical
 for a seed. The builder raises if a validation/test instruction occurs in train (or in both
 validation and test).
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from liquid.data.loading import SPLIT_NAMES, Example
+from liquid.data.long_text_tasks import long_text_examples
 from liquid.data.math_tasks import equation_examples, word_problem_examples
 from liquid.data.qa_tasks import qa_examples
 from liquid.data.sentiment_tasks import sentiment_examples
@@ -32,6 +34,8 @@ TASK_SIZES: dict[str, dict[str, int]] = {  # rows per split and task
     "validation": {"math": 334, "qa": 334, "sentiment": 334},
     "test": {"math": 500, "qa": 500, "sentiment": 500},
 }
+LONG_TEST_ROWS = 200
+LONG_TEST_FILE = "test_long.jsonl"
 EQUATION_SHARE = 2 / 3  # of the math rows; the rest are word problems
 
 Generator = Callable[[random.Random, Mapping[str, int]], dict[str, list[Example]]]
@@ -88,6 +92,16 @@ def write_splits(splits: Mapping[str, Sequence[Example]], output_dir: str | Path
     return paths
 
 
+def write_long_test(seed: int, output_dir: str | Path, count: int = LONG_TEST_ROWS) -> Path:
+    """Write the long-input test subset; raise if one of its instructions is a short split's."""
+    rows = long_text_examples(seed, count)
+    path = Path(output_dir) / LONG_TEST_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        handle.writelines(row.to_json() + "\n" for row in rows)
+    return path
+
+
 def summarize(splits: Mapping[str, Sequence[Example]]) -> dict[str, Counter]:
     """Row counts per (task, subset) for each split."""
     return {split: Counter((row.task, row.subset) for row in rows) for split, rows in splits.items()}
@@ -102,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     splits = build_splits(args.seed)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
+    logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)
     for split, counts in summarize(splits).items():
         logger.info("%s: %d rows %s", split, sum(counts.values()), dict(sorted(counts.items())))
     return 0

@@ -207,7 +207,7 @@ def _fits(sentence: Sentence, split: str, assignment: Mapping[tuple, str]) -> bo
     return split in splits and splits <= {split, "train"}
 
 
-def _label_counts(n: int) -> list[str]:
+def label_counts(n: int) -> list[str]:
     labels = []
     for label, share in LABEL_SHARES:
         labels += [label] * round(share * n)
@@ -219,20 +219,37 @@ def _example(rng: random.Random, sentence: Sentence, subset: str) -> Example:
     return Example(instruction, RESPONSE.format(label=sentence.label), TASK, sentence.label, [sentence.label], subset)
 
 
-def sentiment_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
-    """Draw each split's sentences from its own combinations (held-out rows have unique texts)."""
+def split_assignment(rng: random.Random) -> tuple[dict[tuple, str], dict[str, list[Sentence]]]:
+    """Which split owns each (subject, adjective) pair and each neutral sentence, and the neutral sentences
+    of each split (the long-text subset draws from the same assignment)."""
     pairs = [("pair", s, a) for s in range(len(SUBJECTS)) for a in POSITIVE_ADJECTIVES + NEGATIVE_ADJECTIVES]
     assignment = _partition(rng, pairs, HELD_PAIR_FRACTION)
     _check_words_seen(assignment)
     neutral = _all_neutral()
     assignment.update(_partition(rng, [s.keys[0] for s in neutral], HELD_NEUTRAL_FRACTION))
     neutral_by_split = {split: [s for s in neutral if assignment[s.keys[0]] == split] for split in HELD_OUT_ORDER}
+    return assignment, neutral_by_split
+
+
+def draw_polar(rng: random.Random, label: str, split: str, assignment: Mapping[tuple, str],
+               taken: set[str] = frozenset()) -> Sentence:
+    """A positivo/negativo sentence that belongs to `split` and is not in `taken`."""
+    for _ in range(MAX_TRIES_PER_ROW):
+        sentence = _polar_sentence(rng, label)
+        if _fits(sentence, split, assignment) and sentence.text not in taken:
+            return sentence
+    raise ValueError(f"could not draw a fresh {label} sentence for {split}")
+
+
+def sentiment_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
+    """Draw each split's sentences from its own combinations (held-out rows have unique texts)."""
+    assignment, neutral_by_split = split_assignment(rng)
 
     out: dict[str, list[Example]] = {}
     for split in HELD_OUT_ORDER:
         held_out = split != "train"
         subset = HELD_OUT_SUBSET if held_out else TRAIN_SUBSET
-        labels = _label_counts(counts[split])
+        labels = label_counts(counts[split])
         rng.shuffle(labels)
         texts: set[str] = set()
         rows = []
@@ -244,12 +261,7 @@ def sentiment_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[st
             if label == NEUTRAL:  # held-out splits take distinct sentences, train samples with replacement
                 sentence = neutral_pool.pop() if held_out else rng.choice(neutral_pool)
             else:
-                for _ in range(MAX_TRIES_PER_ROW):
-                    sentence = _polar_sentence(rng, label)
-                    if _fits(sentence, split, assignment) and not (held_out and sentence.text in texts):
-                        break
-                else:
-                    raise ValueError(f"could not draw a fresh {label} sentence for {split}")
+                sentence = draw_polar(rng, label, split, assignment, texts if held_out else frozenset())
             texts.add(sentence.text)
             rows.append(_example(rng, sentence, subset))
         out[split] = rows
