@@ -302,16 +302,17 @@ def mean_spread(values: list[float | None]) -> str:
     if not values:
         return "-"
     mean = statistics.fmean(values)
+    number = "{:,.0f}" if abs(mean) >= 100 else "{:.3f}"  # counts and rates whole, scores to 3 decimals
     if len(values) == 1:
-        return f"{mean:.3g}"
-    return f"{mean:.3g} ± {statistics.stdev(values):.2g}"
+        return number.format(mean)
+    return f"{number.format(mean)} ± {number.format(statistics.stdev(values))}"
 
 
 def markdown_table(results: list[dict], budget_minutes: float) -> str:
     tasks = sorted({task for r in results for task in r["test"]["per_task"]})
     has_long = any(r.get("long") for r in results)
     header = ["variant", "seeds", "overall acc", *[f"{t} {m[:3]}" for t in tasks for m in TASK_METRICS],
-              *([f"{LONG_TASK} acc"] if has_long else []), "val loss", "steps", "tokens/s", "params", "active"]
+              *([f"{LONG_TASK} acc"] if has_long else []), "val CE", "steps", "tokens/s", "params", "active"]
     lines = [f"Equal wall-clock: {budget_minutes:g} min of training per run; mean ± sample std over seeds.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in dict.fromkeys(r["variant"] for r in results):
@@ -322,7 +323,8 @@ def markdown_table(results: list[dict], budget_minutes: float) -> str:
                 cells.append(mean_spread([r["test"]["per_task"].get(task, {}).get(metric) for r in runs]))
         if has_long:
             cells.append(mean_spread([(r.get("long") or {}).get("overall", {}).get("accuracy") for r in runs]))
-        cells += [mean_spread([r["val_loss"] for r in runs]), mean_spread([r["steps"] for r in runs]),
+        cells += [mean_spread([r.get("val_ce_loss", r["val_loss"]) for r in runs]),  # plain CE: comparable
+                  mean_spread([r["steps"] for r in runs]),
                   mean_spread([r["tokens_per_s"] for r in runs]),
                   f"{runs[0]['params_total']:,}", f"{runs[0]['params_active']:,}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -413,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {variant} seed {seed}: {' '.join(str(error).split())}", file=sys.stderr)
                 return 2
             results.append(result)
-            rows = rows if rows is not None else result.pop("_rows", None)
+            run_rows = result.pop("_rows", None)  # the test rows, drawn once and shared by every later run
+            rows = rows if rows is not None else run_rows
             (output / RESULTS_FILE).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     write_outputs(results, args.budget_minutes, output)
     return 0

@@ -29,6 +29,7 @@ def test_ablation_end_to_end(tmp_path: Path, capsys):
     assert code == 0
     results = json.loads((out / ablate.RESULTS_FILE).read_text())
     assert [(r["variant"], r["seed"]) for r in results] == [("full", 3), ("t5", 3)]
+    assert not any("_rows" in r for r in results)  # the test rows are not copied into every record
     for r in results:
         assert r["stop_reason"] == "time_limit" and r["steps"] > 0
         assert r["test"]["overall"]["count"] == 6  # the test subset, scored by liquid.evaluation
@@ -98,3 +99,9 @@ def test_seed_variants_limit_which_variants_repeat_over_seeds():
     assert args.seed_variants == list(ablate.VARIANTS)
     with pytest.raises(ablate.AblationError):
         ablate.parse_args(["--budget_minutes", "1", "--seed_variants", "full,nope"])
+
+
+def test_mean_spread_formats_scores_and_counts():
+    assert ablate.mean_spread([0.7, 0.8]) == "0.750 ± 0.071"  # sample std of two seeds
+    assert ablate.mean_spread([4000, 4200]) == "4,100 ± 141"
+    assert ablate.mean_spread([0.5, None]) == "0.500" and ablate.mean_spread([None]) == "-"
