@@ -248,7 +248,7 @@ def test_long_prompt_is_truncated_with_a_warning(model_dir, capsys, caplog):
     assert capsys.readouterr().out.startswith("> Suma 1 y 2.")
     limit = LiquidConfig.from_preset("tiny").max_position_embeddings
     warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
-    assert len(warnings) == 1 and f"truncated to the first {min(256, limit)}" in warnings[0]
+    assert len(warnings) == 1 and f"truncated to the first {min(evaluation.MAX_SOURCE_TOKENS, limit)}" in warnings[0]
     dropped = int(warnings[0].split("(")[1].split()[0])
     total = int(warnings[0].split(" has ")[1].split()[0])
-    assert dropped == total - min(256, limit) > 0
+    assert dropped == total - min(evaluation.MAX_SOURCE_TOKENS, limit) > 0
