@@ -61,9 +61,11 @@ class EmbeddingState:
 def spectral_entropy(power: Tensor) -> Tensor:
     """Normalised spectral entropy from channel-averaged power (..., F) -> (...) in [0, 1], differentiable.
 
-    ``P_f = power_f + floor``, ``p_f = P_f / sum_f P_f``, ``c = -sum_f p_f log p_f / log F``.
+    ``P_f = max(power_f, 0) + floor``, ``p_f = P_f / sum_f P_f``, ``c = -sum_f p_f log p_f / log F``. Power from
+    lag products (`_window_power`) is >= 0 in exact arithmetic but can round to about -1e-9 at a silent bin,
+    which would make log p_f NaN: hence the max.
     """
-    power = power + POWER_FLOOR
+    power = power.clamp_min(0.0) + POWER_FLOOR
     probs = power / power.sum(dim=-1, keepdim=True)
     entropy = -(probs * probs.log()).sum(dim=-1)
     return (entropy / math.log(power.shape[-1])).clamp(0.0, 1.0)

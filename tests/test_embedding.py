@@ -298,3 +298,13 @@ def test_gradient_reaches_the_complexity_path(causal):
     out = module(ids)
     (grad,) = torch.autograd.grad(out.embeddings.square().sum(), out.complexity)
     assert grad.abs().sum() > 0 and torch.isfinite(grad).all()
+
+
+def test_spectral_entropy_is_finite_when_rounding_makes_a_bin_slightly_negative():
+    """Lag-product power can round below 0 at a silent bin; log p_f must not see a negative number."""
+    from liquid.embedding import spectral_entropy
+
+    power = torch.tensor([[1.0, 0.5, -1e-9, 0.0, 0.25]])
+    entropy = spectral_entropy(power)
+    assert torch.isfinite(entropy).all() and 0.0 < entropy.item() < 1.0
+    assert torch.allclose(entropy, spectral_entropy(power.clamp_min(0.0)))
