@@ -19,7 +19,9 @@ from transformers import PreTrainedConfig
 
 LOSS_TYPES = ("focal", "ce")
 EMBEDDING_TYPES = ("liquid", "plain")  # LiquidEmbedding, or a plain token table (ablation)
-FFN_TYPES = ("moe", "dense")
+FFN_TYPES = ("moe", "dense", "moe_encoder", "moe_decoder")  # where the MoE layers are (build_moe)
+# MoE combine weights: raw gate probabilities p_e, or p_e / sg(sum of the chosen p) (liquid/moe.py)
+GATE_WEIGHTS = ("raw", "renormalized")
 # A Linear/Conv carrying this attribute is initialised by `LiquidPreTrainedModel._init_weights` with weight
 # ~ N(0, value^2) (0: zeros) and bias 0, instead of the config-wide initializer_range.
 INIT_STD_ATTR = "liquid_init_std"  # sparse MoE, or one dense SwiGLU of the same active width (ablation)
@@ -114,6 +116,8 @@ class LiquidConfig(PreTrainedConfig):
         from generation's `top_k`, which a config field of that name would silently set).
     dynamic_k (`bool`, defaults to True): per token, the fewest experts whose probabilities reach `moe_threshold`.
     moe_threshold (`float`, defaults to 0.4): the cumulative router probability dynamic K must reach.
+    moe_gate_weights (`str`, "raw" or "renormalized"): combine each chosen expert with its gate probability
+        p_e, or with p_e / stop_gradient(sum of the chosen p) (weights sum to 1, router gradient kept).
     load_balance_weight / z_loss_weight (`float`): weights of the Switch balance loss and the router z-loss.
     window_size / decoder_window_size (`int`): local attention window W of the encoder / the decoder.
     attention_overlap (`bool`, defaults to True): sliding (overlapping) windows; False uses disjoint blocks of W.
@@ -121,8 +125,9 @@ class LiquidConfig(PreTrainedConfig):
     fft_window (`int`): positions per short-time FFT window of LiquidEmbedding.
     embedding_kernel_size (`int`): LiquidEmbedding's convolution kernel.
     embedding_type (`str`, "liquid" or "plain"): LiquidEmbedding, or a plain token table (for ablations).
-    ffn_type (`str`, "moe" or "dense"): the MoE layer, or one dense SwiGLU of width `moe_top_k * d_ff` (the
-        most an MoE token can use), for ablations.
+    ffn_type (`str`): "moe" (an MoE layer in every encoder and decoder layer), "dense" (one dense SwiGLU of
+        width `moe_top_k * d_ff`, the most an MoE token can use, everywhere), "moe_encoder" (MoE in the encoder,
+        dense in the decoder) or "moe_decoder" (the reverse).
     max_position_embeddings (`int`, defaults to 2**20): the longest sequence accepted. RoPE and local attention
         need no position table, so this is only a sanity bound (kept for compatibility), not a model size.
     dropout / attention_dropout (`float`): residual and attention-probability dropout.
@@ -153,6 +158,7 @@ class LiquidConfig(PreTrainedConfig):
     moe_top_k: int = 2
     dynamic_k: bool = True
     moe_threshold: float = 0.4
+    moe_gate_weights: str = "raw"
     load_balance_weight: float = 1e-2
     z_loss_weight: float = 1e-3
     window_size: int = 64
@@ -218,6 +224,7 @@ class LiquidConfig(PreTrainedConfig):
         check_choice("loss_type", self.loss_type, LOSS_TYPES)
         check_choice("embedding_type", self.embedding_type, EMBEDDING_TYPES)
         check_choice("ffn_type", self.ffn_type, FFN_TYPES)
+        check_choice("moe_gate_weights", self.moe_gate_weights, GATE_WEIGHTS)
         check_token_loss(self.focal_gamma, self.label_smoothing)
 
     @property
@@ -244,5 +251,5 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-__all__ = ["EMBEDDING_TYPES", "FFN_TYPES", "INIT_STD_ATTR", "LOSS_TYPES", "LiquidConfig", "PRESETS", "check_compression_ratios",
+__all__ = ["EMBEDDING_TYPES", "FFN_TYPES", "GATE_WEIGHTS", "INIT_STD_ATTR", "LOSS_TYPES", "LiquidConfig", "PRESETS", "check_compression_ratios",
            "check_positive", "check_rope", "check_routing", "check_token_loss", "preset_names"]

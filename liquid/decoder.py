@@ -47,7 +47,7 @@ class DecoderLayer(nn.Module):
             config.d_model, config.num_heads, num_kv_heads=config.num_kv_heads, dropout=config.attention_dropout
         )
         self.moe_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
-        self.moe = build_moe(config)
+        self.moe = build_moe(config, "decoder")
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, encoder_states, encoder_mask, decoder_mask, cache: LiquidCache | None, index: int):

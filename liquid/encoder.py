@@ -79,7 +79,7 @@ class EncoderLayer(nn.Module):
             dropout=config.attention_dropout, rope_theta=config.rope_theta,
         )
         self.moe_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
-        self.moe = build_moe(config)
+        self.moe = build_moe(config, "encoder")
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, mask):
@@ -102,14 +102,15 @@ def build_embedding(config: LiquidConfig, causal: bool) -> LiquidEmbedding | Pla
     )
 
 
-def build_moe(config: LiquidConfig) -> MoELayer | DenseSwiGLU:
-    """`config.ffn_type`: "moe" (MoELayer) or "dense" (one SwiGLU of the MoE's active width top_k * d_ff)."""
-    if config.ffn_type == "dense":
+def build_moe(config: LiquidConfig, stack: str) -> MoELayer | DenseSwiGLU:
+    """The feed-forward of one layer of `stack` ("encoder" or "decoder"): an MoELayer where `config.ffn_type`
+    puts one ("moe", or "moe_<stack>"), else one dense SwiGLU of the MoE's active width top_k * d_ff."""
+    if config.ffn_type not in ("moe", f"moe_{stack}"):
         return DenseSwiGLU(config.d_model, config.moe_top_k * config.d_ff)
     return MoELayer(
         config.d_model, config.d_ff, config.num_experts, top_k=config.moe_top_k, dynamic_k=config.dynamic_k,
         threshold=config.moe_threshold, load_balance_weight=config.load_balance_weight,
-        z_loss_weight=config.z_loss_weight,
+        z_loss_weight=config.z_loss_weight, gate_weights=config.moe_gate_weights,
     )
 
 

@@ -8,7 +8,10 @@ so no expert ever computes a token that was not routed to it.
 
 Each chosen expert's output is scaled by its raw gate probability p_e (Switch Transformer, Fedus et al.
 2021), not by p_e renormalised over the chosen set: after renormalisation a token routed to one expert
-gets weight exactly 1, so the task loss would send its router no gradient.
+gets weight exactly 1, so the task loss would send its router no gradient. With ``gate_weights=
+"renormalized"`` the weight is p_e / sg(sum_{j in S} p_j) (sg: stop-gradient): the chosen weights sum to 1,
+as a dense layer's output has weight 1, while dL/dp_e, and so the router's gradient, stays non-zero
+(d w_e / d p_e = 1 / sum_S p even for |S| = 1).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from liquid.config import check_positive, check_routing
+from liquid.config import GATE_WEIGHTS, check_choice, check_positive, check_routing
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +128,9 @@ class MoELayer(nn.Module):
     Gate: p = softmax(W_g x) over E experts (W_g: Linear(D, E, bias=False)).
     Selection S(x): the top_k experts (static), or with dynamic K the fewest experts in decreasing
     probability whose probabilities sum to >= threshold, clamped to [1, top_k].
-    Output: y = sum_{e in S(x)} p_e expert_e(x) (raw gate probabilities, so dL/dW_g != 0 even when
-    |S(x)| = 1; see the module docstring).
+    Output: y = sum_{e in S(x)} w_e expert_e(x) with w_e = p_e (``gate_weights="raw"``) or
+    w_e = p_e / sg(sum_{j in S(x)} p_j) (``"renormalized"``); either way dL/dW_g != 0 even when
+    |S(x)| = 1 (module docstring).
     aux_loss = load_balance_weight * E * sum_i f_i P_i + z_loss_weight * mean_t logsumexp(logits_t)^2,
     with f_i the fraction of routed (token, expert) assignments going to expert i (Switch Transformer)
     and P_i the mean router probability of expert i, both over real (unpadded) tokens only; the
@@ -143,10 +147,12 @@ class MoELayer(nn.Module):
         threshold: float = 0.4,
         load_balance_weight: float = 1e-2,
         z_loss_weight: float = 1e-3,
+        gate_weights: str = "raw",
     ) -> None:
         super().__init__()
         check_positive(d_model=d_model, d_ff=d_ff)
         check_routing(num_experts, top_k, threshold, load_balance_weight, z_loss_weight)
+        check_choice("gate_weights", gate_weights, GATE_WEIGHTS)
         self.d_model = d_model
         self.num_experts = num_experts
         self.top_k = top_k
@@ -154,6 +160,7 @@ class MoELayer(nn.Module):
         self.threshold = threshold
         self.load_balance_weight = load_balance_weight
         self.z_loss_weight = z_loss_weight
+        self.gate_weights = gate_weights
         self.router = nn.Linear(d_model, num_experts, bias=False)
         self.experts = SwiGLUExperts(num_experts, d_model, d_ff)
         self._grouped_mm_usable = hasattr(torch, "_grouped_mm")
@@ -194,7 +201,11 @@ class MoELayer(nn.Module):
         else:
             active = torch.ones_like(top_probs, dtype=torch.bool)
         active = active & real[:, None]
-        weights = top_probs * active  # raw probabilities: never renormalised (module docstring)
+        weights = top_probs * active  # (N, K) raw probabilities p_e, 0 at inactive slots
+        if self.gate_weights == "renormalized":
+            # value p_e / sum_S p (sums to 1), gradient through the numerator only (module docstring)
+            chosen_mass = weights.sum(dim=-1, keepdim=True).detach()  # (N, 1), 0 for padded tokens
+            weights = weights / chosen_mass.clamp_min(torch.finfo(weights.dtype).tiny)
         return Routing(expert_ids=expert_ids, weights=weights, active=active)
 
     def _dispatch(self, x_flat: Tensor, routing: Routing) -> Tensor:

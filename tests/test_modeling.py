@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 from liquid import LiquidConfig, LiquidFoundationModelOptimized
+from liquid.ffn import DenseSwiGLU
+from liquid.moe import MoELayer
 
 VOCAB = 50
 
@@ -174,7 +176,8 @@ def test_output_reports_both_compression_ratios_and_per_layer_routing(model):
     assert torch.all(out.router_entropy > 0) and torch.all(out.layer_experts_per_token >= 1)
 
 
-@pytest.mark.parametrize("overrides", [dict(embedding_type="plain"), dict(ffn_type="dense"), dict(conv_layers=0)])
+@pytest.mark.parametrize("overrides", [dict(embedding_type="plain"), dict(ffn_type="dense"), dict(conv_layers=0),
+                                       dict(ffn_type="moe_encoder"), dict(ffn_type="moe_decoder")])
 def test_ablation_variants_keep_causality_and_cache(overrides):
     variant = make_model(**overrides)
     test_decoder_is_causal_end_to_end(variant)
@@ -184,6 +187,11 @@ def test_ablation_variants_keep_causality_and_cache(overrides):
         assert not any("experts" in name for name, _ in variant.named_parameters())
         parts = variant.num_parameters_breakdown()
         assert parts["active"] == parts["total"]
+    if overrides.get("ffn_type", "").startswith("moe_"):
+        moe_stack = overrides["ffn_type"].removeprefix("moe_")
+        for stack in ("encoder", "decoder"):
+            kinds = {type(layer.moe) for layer in getattr(variant, stack).layers}
+            assert kinds == ({MoELayer} if stack == moe_stack else {DenseSwiGLU}), stack
 
 
 def test_qk_init_std_sets_the_attention_query_and_key_scale_only():

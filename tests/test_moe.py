@@ -44,8 +44,10 @@ def reference_weights(layer: MoELayer, x: torch.Tensor, mask: torch.Tensor | Non
             while k < layer.top_k and sum(probs[n, e].item() for e in order[:k]) < layer.threshold:
                 k += 1
         chosen = order[:k]
+        total = sum(probs[n, e].item() for e in chosen)
         for e in chosen:
-            weights[n, e] = probs[n, e]  # raw gate probability (Switch), never renormalised
+            # raw gate probability (Switch), or its share of the chosen experts' mass
+            weights[n, e] = probs[n, e] / (total if layer.gate_weights == "renormalized" else 1.0)
     return weights
 
 
@@ -71,10 +73,11 @@ def constant_feature_inputs(favoured: list[int], scale: float, **kwargs) -> tupl
     return layer, x
 
 
+@pytest.mark.parametrize("gate_weights", ["raw", "renormalized"])
 @pytest.mark.parametrize("dynamic_k", [False, True])
 @pytest.mark.parametrize("use_mask", [False, True])
-def test_matches_dense_reference(dynamic_k: bool, use_mask: bool) -> None:
-    layer = make_layer(dynamic_k=dynamic_k, threshold=0.45)
+def test_matches_dense_reference(dynamic_k: bool, use_mask: bool, gate_weights: str) -> None:
+    layer = make_layer(dynamic_k=dynamic_k, threshold=0.45, gate_weights=gate_weights)
     x, mask = make_inputs()
     mask = mask if use_mask else None
     out = layer(x, mask)
@@ -177,6 +180,25 @@ def test_single_expert_tokens_send_task_gradient_to_their_router() -> None:
     assert (shifted - base).item() == pytest.approx((grad * step).sum().item(), rel=1e-3)
 
 
+def test_renormalized_single_expert_tokens_keep_router_gradient() -> None:
+    """Renormalised weights: a one-expert token gets weight exactly 1 (its output is expert_e(x), the raw
+    output divided by p_e), yet the task loss still reaches the router through the numerator p_e."""
+    raw_layer = make_layer(dynamic_k=True, threshold=0.4)
+    renorm_layer = make_layer(dynamic_k=True, threshold=0.4, gate_weights="renormalized")
+    x, mask = make_inputs()
+    with torch.no_grad():
+        weights = torch.randn_like(raw_layer.router.weight) * 3.0
+        raw_layer.router.weight.copy_(weights)
+        renorm_layer.router.weight.copy_(weights)
+    raw, renorm = raw_layer(x, mask), renorm_layer(x, mask)
+    assert renorm.experts_per_token.item() == pytest.approx(1.0)
+    top_prob = torch.softmax(x @ weights.T, dim=-1).amax(dim=-1, keepdim=True)  # (B, T, 1)
+    real = mask.bool()
+    torch.testing.assert_close(renorm.hidden_states[real], (raw.hidden_states / top_prob)[real])
+    renorm.hidden_states.square().sum().backward()
+    assert renorm_layer.router.weight.grad.norm().item() > 1e-3
+
+
 def test_router_entropy_matches_hand_formula() -> None:
     layer = make_layer(dynamic_k=True)
     x, mask = make_inputs()
@@ -252,6 +274,7 @@ def test_cuda_bf16_grouped_path_matches_loop() -> None:
         dict(threshold=1.5),
         dict(num_experts=0, top_k=1),
         dict(load_balance_weight=-1.0),
+        dict(gate_weights="softmax"),
     ],
 )
 def test_invalid_options_raise(kwargs: dict) -> None:
