@@ -11,6 +11,8 @@ Variants (each a `LiquidConfig` switch, so every component stays available by co
 | full              | nothing: the preset as configured                                             |
 | plain_embedding   | `embedding_type=plain`: the token table instead of LiquidEmbedding            |
 | dense_ffn         | `ffn_type=dense`: one SwiGLU of width moe_top_k * d_ff (the MoE's active size)|
+|                   | in every layer: no MoE left                                                   |
+| moe_ffn           | `ffn_type=moe`: an MoE layer in every encoder and decoder layer (the seed's)  |
 | full_attention    | windows covering the longest source / target (2 L and L): full attention      |
 | no_dilated_conv   | `conv_layers=0`                                                               |
 | ce_loss           | `loss_type=ce` instead of focal                                               |
@@ -46,11 +48,12 @@ import torch
 
 logger = logging.getLogger("liquid.ablate")
 
-VARIANTS = ("full", "plain_embedding", "dense_ffn", "full_attention", "no_dilated_conv", "ce_loss", "t5")
+VARIANTS = ("full", "plain_embedding", "dense_ffn", "moe_ffn", "full_attention", "no_dilated_conv", "ce_loss", "t5")
 CONFIG_OVERRIDES: dict[str, list[str]] = {
     "full": [],
     "plain_embedding": ["embedding_type=plain"],
     "dense_ffn": ["ffn_type=dense"],
+    "moe_ffn": ["ffn_type=moe"],
     "no_dilated_conv": ["conv_layers=0"],
     "ce_loss": ["loss_type=ce"],
 }
