@@ -13,7 +13,7 @@ import pytest
 from liquid.data.build import LONG_TEST_FILE, LONG_TEST_ROWS, build_splits, check_disjoint, write_long_test, write_splits
 from liquid.data.facts import CAPITALS
 from liquid.data.loading import Example
-from liquid.data.long_text_tasks import MAX_SENTENCES, MIN_SENTENCES
+from liquid.data.long_text_tasks import MAX_SENTENCES, MIN_SENTENCES, long_text_examples
 from liquid.data.sentiment_tasks import NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, SUBJECTS, inflect
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -275,3 +275,22 @@ def test_long_text_subset(tmp_path: Path, rows: dict[str, list[dict]]) -> None:
         assert not polar or _reference_label(polar[0]) == row["answer"]
         assert not set(sentences) & train_texts, row["instruction"][:80]
         assert row["response"] == f"El sentimiento del texto es {row['answer']}."
+
+
+def test_long_text_training_rows_use_training_sentences_only(rows: dict[str, list[dict]]) -> None:
+    """`--long_train_rows`: long texts for train.jsonl hold no validation or test sentence, and their labels
+    follow the same rule as the test subset's."""
+    held_out = {_text(r["instruction"]) for split in ("validation", "test") for r in rows[split]
+                if r["task"] == "sentiment"}
+    test_sentences = {s + "." for line in (DATA / LONG_TEST_FILE).open(encoding="utf-8")
+                      for s in _text(json.loads(line)["instruction"]).rstrip(".").split(". ")}
+    long_rows = long_text_examples(0, 40, split="train")
+    assert Counter(r.answer for r in long_rows) == {"positivo": 16, "negativo": 16, "neutro": 8}
+    for row in long_rows:
+        sentences = [s + "." for s in _text(row.instruction).rstrip(".").split(". ")]
+        polar = [s for s in sentences if _reference_label(s) != "neutro"]
+        assert len(polar) == (row.answer != "neutro")
+        assert not polar or _reference_label(polar[0]) == row.answer
+        assert not set(sentences) & (held_out | test_sentences), row.instruction[:80]
+    with pytest.raises(ValueError, match="split must be one of"):
+        long_text_examples(0, 4, split="dev")

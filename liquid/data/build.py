@@ -5,7 +5,8 @@ Usage::
     python -m liquid.data.build --output_dir data --seed 0
 
 Writes ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (one `Example` per line, UTF-8), and the
-test-only long-input subset ``test_long.jsonl`` (`liquid.data.long_text_tasks`).
+test-only long-input subset ``test_long.jsonl`` (`liquid.data.long_text_tasks`). ``--long_train_rows N``
+adds N long texts made of training sentences to ``train.jsonl`` (0, the shipped data, adds none).
 Each task draws from its own ``random.Random(f"{seed}:{task}")``, so the output is byte-identical
 for a seed. The builder raises if a validation/test instruction occurs in train (or in both
 validation and test).
@@ -57,9 +58,10 @@ def check_disjoint(splits: Mapping[str, Sequence[Example]]) -> None:
             raise ValueError(f"{len(leaked)} {name} instruction(s) also in another split, e.g. {leaked[0]!r}")
 
 
-def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]] = TASK_SIZES
-                 ) -> dict[str, list[Example]]:
-    """Generate every split, verify disjointness and shuffle rows of all tasks together."""
+def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]] = TASK_SIZES,
+                 long_train_rows: int = 0) -> dict[str, list[Example]]:
+    """Generate every split (train with `long_train_rows` long texts of training sentences), verify
+    disjointness and shuffle rows of all tasks together."""
     math_parts = _math_parts(sizes)
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
@@ -72,6 +74,8 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
         produced = generate(random.Random(f"{seed}:{name}"), counts)
         for split in SPLIT_NAMES:
             splits[split].extend(produced[split])
+    if long_train_rows:
+        splits["train"].extend(long_text_examples(seed, long_train_rows, split="train"))
     check_disjoint(splits)
     order_rng = random.Random(f"{seed}:order")
     for split in SPLIT_NAMES:
@@ -111,9 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="data", help="folder for the three JSONL files")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed")
+    parser.add_argument("--long_train_rows", type=int, default=0,
+                        help="long texts of training sentences added to train.jsonl (default 0: none)")
     args = parser.parse_args(argv)
+    if args.long_train_rows < 0:
+        parser.error(f"--long_train_rows must be >= 0, got {args.long_train_rows}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    splits = build_splits(args.seed)
+    splits = build_splits(args.seed, long_train_rows=args.long_train_rows)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
     logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)

@@ -13,8 +13,11 @@ so the answer depends on one sentence anywhere in 200-450 tokens, and the gramma
 holds a test (subject, adjective) pair and the fillers are test-split neutral sentences, so no sentence
 of a long text is a training sentence.
 
-The subset is test-only (`data/test_long.jsonl`): training and validation never contain a long text, so it
-measures how far what was learnt on one-sentence inputs carries to inputs ten times longer.
+The shipped subset is test-only (`data/test_long.jsonl`): by default training and validation never contain a
+long text, so it measures how far what was learnt on one-sentence inputs carries to inputs ten times longer.
+``split="train"`` builds the same kind of text from training sentences only (``python -m liquid.data.build
+--long_train_rows N`` adds N of them to train.jsonl), so a run can learn long inputs without seeing a test
+sentence.
 """
 
 from __future__ import annotations
@@ -26,25 +29,28 @@ from liquid.data.sentiment_tasks import (INSTRUCTION_PHRASINGS, NEUTRAL, RESPONS
                                          split_assignment)
 
 SUBSET = "long_text"
-SPLIT = "test"  # the held-out sentences the texts are made of
+SPLIT = "test"  # the held-out sentences the shipped texts are made of
 MIN_SENTENCES = 24
 MAX_SENTENCES = 44
 
 
-def long_text_examples(seed: int, count: int) -> list[Example]:
-    """`count` long texts (labels 40/40/20 like the short task), deterministic for `seed`."""
+def long_text_examples(seed: int, count: int, split: str = SPLIT) -> list[Example]:
+    """`count` long texts (labels 40/40/20 like the short task) made of `split`'s sentences only,
+    deterministic for (`seed`, `split`)."""
     assignment, neutral_by_split = split_assignment(random.Random(f"{seed}:{TASK}"))  # the short task's split
-    fillers = neutral_by_split[SPLIT]
+    if split not in neutral_by_split:
+        raise ValueError(f"split must be one of {sorted(neutral_by_split)}, got {split!r}")
+    fillers = neutral_by_split[split]
     if len(fillers) < MAX_SENTENCES:
-        raise ValueError(f"only {len(fillers)} neutral {SPLIT} sentences; a long text needs {MAX_SENTENCES}")
-    rng = random.Random(f"{seed}:{SUBSET}")
+        raise ValueError(f"only {len(fillers)} neutral {split} sentences; a long text needs {MAX_SENTENCES}")
+    rng = random.Random(f"{seed}:{SUBSET}" if split == SPLIT else f"{seed}:{SUBSET}:{split}")
     labels = label_counts(count)
     rng.shuffle(labels)
     rows, texts = [], set()
     for label in labels:
         sentences = [s.text for s in rng.sample(fillers, rng.randint(MIN_SENTENCES, MAX_SENTENCES))]
         if label != NEUTRAL:
-            sentences.insert(rng.randint(0, len(sentences)), draw_polar(rng, label, SPLIT, assignment).text)
+            sentences.insert(rng.randint(0, len(sentences)), draw_polar(rng, label, split, assignment).text)
         text = " ".join(sentences)
         if text in texts:
             raise ValueError("two long texts came out identical; lower `count` or widen the length range")
