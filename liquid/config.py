@@ -83,10 +83,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_experts=4, d_ff=128, window_size=16, decoder_window_size=16, fft_window=8, qk_init_std=64**-0.5,
     ),
     # the CPU default of main.py: at a fixed wall-clock budget, steps beat width (docs/experiments.md, run E:
-    # d_model 128 learns as much per step as 192 at 1.7x the speed); each token uses at most two experts
+    # d_model 128 learns as much per step as 192 at 1.7x the speed); each token uses at most two experts.
+    # MoE in the encoder only: the decoder's MoE cost 0.15 of test math at equal time, the encoder's nothing
+    # (docs/experiments.md, session 6)
     "small": dict(
         d_model=128, num_heads=4, num_kv_heads=2, encoder_layers=2, decoder_layers=3, conv_layers=3,
         num_experts=4, d_ff=256, window_size=64, decoder_window_size=64, fft_window=8, qk_init_std=128**-0.5,
+        ffn_type="moe_encoder",
     ),
     "base": dict(
         d_model=512, num_heads=8, num_kv_heads=4, encoder_layers=4, decoder_layers=4, conv_layers=4,
@@ -127,7 +130,7 @@ class LiquidConfig(PreTrainedConfig):
     embedding_type (`str`, "liquid" or "plain"): LiquidEmbedding, or a plain token table (for ablations).
     ffn_type (`str`): "moe" (an MoE layer in every encoder and decoder layer), "dense" (one dense SwiGLU of
         width `moe_top_k * d_ff`, the most an MoE token can use, everywhere), "moe_encoder" (MoE in the encoder,
-        dense in the decoder) or "moe_decoder" (the reverse).
+        dense in the decoder; the `small` preset's choice) or "moe_decoder" (the reverse).
     max_position_embeddings (`int`, defaults to 2**20): the longest sequence accepted. RoPE and local attention
         need no position table, so this is only a sanity bound (kept for compatibility), not a model size.
     dropout / attention_dropout (`float`): residual and attention-probability dropout.
