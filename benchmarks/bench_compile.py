@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from benchmarks.bench_step import make_batch  # noqa: E402
 from liquid.config import LiquidConfig  # noqa: E402
 from liquid.modeling import LiquidFoundationModelOptimized  # noqa: E402
-from liquid.training.args import parse_value  # noqa: E402
+from liquid.training.args import ArgsError, parse_overrides  # noqa: E402
 from liquid.training.trainer import build_optimizer  # noqa: E402
 
 BATCH = 16
@@ -56,13 +56,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes per side (interleaved)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="LiquidConfig override")
     args = parser.parse_args()
-    fields = LiquidConfig.__dataclass_fields__
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            raise SystemExit(f"--set {item}: unknown LiquidConfig field {key!r}")
-        overrides[key] = parse_value(value, fields[key].type, key)
+    try:
+        overrides = parse_overrides(args.set)
+    except ArgsError as error:
+        raise SystemExit(f"error: {error}") from None
     batches = [make_batch(BATCH, source, target, seed) for seed, (source, target) in enumerate(SHAPES)]
     eager, eager_opt = build(overrides)
     compiled_model, compiled_opt = build(overrides)
