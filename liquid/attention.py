@@ -94,7 +94,9 @@ def _validate_heads(d_model: int, num_heads: int, num_kv_heads: int, dropout: fl
 class _MultiHeadProjections(nn.Module):
     """Query/key/value/output projections shared by the attention modules (GQA-aware)."""
 
-    def __init__(self, d_model: int, num_heads: int, num_kv_heads: int | None, dropout: float, bias: bool) -> None:
+    def __init__(
+        self, d_model: int, num_heads: int, num_kv_heads: int | None, dropout: float, bias: bool, qk_norm: bool = False
+    ) -> None:
         super().__init__()
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
         _validate_heads(d_model, num_heads, num_kv_heads, dropout)
@@ -106,6 +108,10 @@ class _MultiHeadProjections(nn.Module):
         self.k_proj = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
         self.v_proj = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(num_heads * self.head_dim, d_model, bias=bias)
+        # QK-norm: RMSNorm over each head's query and key (one gain of size dh each), so that the logits
+        # q.k / sqrt(dh) stay bounded by sqrt(dh) * gain^2 however large the projections grow.
+        self.q_norm = nn.RMSNorm(self.head_dim) if qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_dim) if qk_norm else None
 
     @property
     def use_gqa(self) -> bool:
@@ -119,10 +125,13 @@ class _MultiHeadProjections(nn.Module):
         return x.view(batch, length, num_heads, self.head_dim).transpose(1, 2)  # (B, h, T, dh)
 
     def _queries(self, x: Tensor) -> Tensor:
-        return self._split_heads(self.q_proj(x), self.num_heads)  # (B, H, T, dh)
+        q = self._split_heads(self.q_proj(x), self.num_heads)  # (B, H, T, dh)
+        return q if self.q_norm is None else self.q_norm(q)
 
     def _keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
         k = self._split_heads(self.k_proj(x), self.num_kv_heads)  # (B, Hkv, T, dh)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
         v = self._split_heads(self.v_proj(x), self.num_kv_heads)  # (B, Hkv, T, dh)
         return k, v
 
@@ -166,8 +175,9 @@ class EnhancedLocalAttention(_MultiHeadProjections):
         rope: bool = True,
         rope_theta: float = DEFAULT_ROPE_THETA,
         bias: bool = False,
+        qk_norm: bool = False,
     ) -> None:
-        super().__init__(d_model, num_heads, num_kv_heads, dropout, bias)
+        super().__init__(d_model, num_heads, num_kv_heads, dropout, bias, qk_norm)
         if window_size < 1:
             raise ValueError(f"window_size must be >= 1, got {window_size}")
         if rope and self.head_dim % 2 != 0:
@@ -338,9 +348,10 @@ class CrossAttention(_MultiHeadProjections):
     """
 
     def __init__(
-        self, d_model: int, num_heads: int, num_kv_heads: int | None = None, dropout: float = 0.0, bias: bool = False
+        self, d_model: int, num_heads: int, num_kv_heads: int | None = None, dropout: float = 0.0, bias: bool = False,
+        qk_norm: bool = False,
     ) -> None:
-        super().__init__(d_model, num_heads, num_kv_heads, dropout, bias)
+        super().__init__(d_model, num_heads, num_kv_heads, dropout, bias, qk_norm)
 
     def project_memory(self, encoder_states: Tensor) -> tuple[Tensor, Tensor]:
         """encoder_states (B, S, D) -> (k, v), each (B, Hkv, S, dh)."""

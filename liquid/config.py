@@ -131,6 +131,10 @@ class LiquidConfig(PreTrainedConfig):
     ffn_type (`str`): "moe" (an MoE layer in every encoder and decoder layer), "dense" (one dense SwiGLU of
         width `moe_top_k * d_ff`, the most an MoE token can use, everywhere), "moe_encoder" (MoE in the encoder,
         dense in the decoder; the `small` preset's choice) or "moe_decoder" (the reverse).
+    qk_norm (`bool`, defaults to False): RMSNorm over each head's queries and keys before the dot product
+        (self- and cross-attention), which bounds the attention logits at any learning rate.
+    embedding_scale (`float`, defaults to 1.0): factor on the embedding layer's output before the first block
+        (sqrt(d_model) is the original Transformer's choice); the tied LM head is not scaled.
     max_position_embeddings (`int`, defaults to 2**20): the longest sequence accepted. RoPE and local attention
         need no position table, so this is only a sanity bound (kept for compatibility), not a model size.
     dropout / attention_dropout (`float`): residual and attention-probability dropout.
@@ -187,6 +191,8 @@ class LiquidConfig(PreTrainedConfig):
     # std of the attention query/key weights; 0: initializer_range. d_model**-0.5 gives attention logits of
     # order 1 at init (T5's scheme), so attention patterns get gradient from the first step
     qk_init_std: float = 0.0
+    qk_norm: bool = False
+    embedding_scale: float = 1.0
     rope_theta: float = 10000.0
     is_encoder_decoder: bool = True
     use_cache: bool = True

@@ -40,11 +40,12 @@ class DecoderLayer(nn.Module):
         self.self_attn = EnhancedLocalAttention(
             config.d_model, config.num_heads, config.decoder_window_size, causal=True,
             overlap=config.attention_overlap, num_kv_heads=config.num_kv_heads,
-            dropout=config.attention_dropout, rope_theta=config.rope_theta,
+            dropout=config.attention_dropout, rope_theta=config.rope_theta, qk_norm=config.qk_norm,
         )
         self.cross_attn_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
         self.cross_attn = CrossAttention(
-            config.d_model, config.num_heads, num_kv_heads=config.num_kv_heads, dropout=config.attention_dropout
+            config.d_model, config.num_heads, num_kv_heads=config.num_kv_heads, dropout=config.attention_dropout,
+            qk_norm=config.qk_norm,
         )
         self.moe_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
         self.moe = build_moe(config, "decoder")
@@ -70,6 +71,7 @@ class LiquidDecoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = build_embedding(config, causal=True)
+        self.embedding_scale = config.embedding_scale
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         self.norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
 
@@ -84,7 +86,7 @@ class LiquidDecoder(nn.Module):
         emb = self.embedding(
             decoder_input_ids, decoder_mask, state=cache.embedding if cache is not None else None
         )
-        x = emb.embeddings
+        x = emb.embeddings * self.embedding_scale  # (B, T, D)
         aux, experts, loads, entropy = [], [], [], []
         for index, layer in enumerate(self.layers):
             x, moe = layer(x, encoder_states, encoder_mask, decoder_mask, cache, index)

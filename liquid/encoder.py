@@ -76,7 +76,7 @@ class EncoderLayer(nn.Module):
         self.self_attn = EnhancedLocalAttention(
             config.d_model, config.num_heads, config.window_size, causal=False,
             overlap=config.attention_overlap, num_kv_heads=config.num_kv_heads,
-            dropout=config.attention_dropout, rope_theta=config.rope_theta,
+            dropout=config.attention_dropout, rope_theta=config.rope_theta, qk_norm=config.qk_norm,
         )
         self.moe_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
         self.moe = build_moe(config, "encoder")
@@ -123,6 +123,7 @@ class BidirectionalEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = build_embedding(config, causal=False)
+        self.embedding_scale = config.embedding_scale
         self.convs = nn.ModuleList(DilatedConvBlock(config, 2**i) for i in range(config.conv_layers))
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
@@ -134,7 +135,7 @@ class BidirectionalEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_) -> EncoderOutput:
         emb = self.embedding(input_ids, attention_mask)
-        x = emb.embeddings  # (B, T, D)
+        x = emb.embeddings * self.embedding_scale  # (B, T, D)
         for conv in self.convs:
             x = conv(x, attention_mask)
         aux, experts, entropy = [], [], []

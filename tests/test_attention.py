@@ -60,10 +60,19 @@ def reference_attention(q, k, v, allowed: torch.Tensor) -> torch.Tensor:
     return weights @ v
 
 
+def reference_rms(x: torch.Tensor, gain: torch.Tensor, eps: float | None) -> torch.Tensor:
+    """x / sqrt(mean(x^2) + eps) * gain over the last dim (eps None: torch's default, the dtype's machine eps)."""
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * gain
+
+
 def reference_local(module: EnhancedLocalAttention, x: torch.Tensor, attention_mask=None) -> torch.Tensor:
     b, t, _ = x.shape
     q = split_heads(x @ module.q_proj.weight.T, module.num_heads)
     k = split_heads(x @ module.k_proj.weight.T, module.num_kv_heads)
+    if module.q_norm is not None:  # QK-norm: per-head RMSNorm of queries and keys, before RoPE
+        q = reference_rms(q, module.q_norm.weight, module.q_norm.eps)
+        k = reference_rms(k, module.k_norm.weight, module.k_norm.eps)
     v = split_heads(x @ module.v_proj.weight.T, module.num_kv_heads)
     positions = torch.arange(t)
     q, k = reference_rope(q, positions), reference_rope(k, positions)
@@ -74,9 +83,10 @@ def reference_local(module: EnhancedLocalAttention, x: torch.Tensor, attention_m
     return out.transpose(1, 2).reshape(b, t, -1) @ module.o_proj.weight.T
 
 
-def make_local(window: int, causal: bool, overlap: bool, num_kv_heads: int | None = None) -> EnhancedLocalAttention:
+def make_local(window: int, causal: bool, overlap: bool, num_kv_heads: int | None = None,
+               qk_norm: bool = False) -> EnhancedLocalAttention:
     return EnhancedLocalAttention(D_MODEL, NUM_HEADS, window, causal=causal, overlap=overlap,
-                                  num_kv_heads=num_kv_heads).double().eval()
+                                  num_kv_heads=num_kv_heads, qk_norm=qk_norm).double().eval()
 
 
 MODES = [(c, o) for c in (True, False) for o in (True, False)]
@@ -89,6 +99,23 @@ def test_local_matches_band_reference(causal, overlap, window, length):
     module = make_local(window, causal, overlap)
     x = torch.randn(2, length, D_MODEL, dtype=torch.float64)
     torch.testing.assert_close(module(x), reference_local(module, x), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("causal,overlap", MODES)
+@pytest.mark.parametrize("window,length", [(4, 4), (5, 23)])
+def test_qk_norm_matches_reference_and_ignores_the_projection_scale(causal, overlap, window, length):
+    """QK-norm: softmax(n(q).n(k) / sqrt(dh)) V with n = per-head RMSNorm; scaling W_q, W_k changes nothing."""
+    module = make_local(window, causal, overlap, num_kv_heads=2, qk_norm=True)
+    with torch.no_grad():
+        module.q_norm.weight.uniform_(0.5, 1.5)
+        module.k_norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(2, length, D_MODEL, dtype=torch.float64)
+    out = module(x)
+    torch.testing.assert_close(out, reference_local(module, x), atol=ATOL, rtol=0)
+    with torch.no_grad():
+        module.q_proj.weight.mul_(30.0)
+        module.k_proj.weight.mul_(0.1)
+    torch.testing.assert_close(module(x), out, atol=1e-8, rtol=0)
 
 
 @pytest.mark.parametrize("causal,overlap", MODES)

@@ -177,7 +177,8 @@ def test_output_reports_both_compression_ratios_and_per_layer_routing(model):
 
 
 @pytest.mark.parametrize("overrides", [dict(embedding_type="plain"), dict(ffn_type="dense"), dict(conv_layers=0),
-                                       dict(ffn_type="moe_encoder"), dict(ffn_type="moe_decoder")])
+                                       dict(ffn_type="moe_encoder"), dict(ffn_type="moe_decoder"),
+                                       dict(qk_norm=True), dict(embedding_scale=8.0)])
 def test_ablation_variants_keep_causality_and_cache(overrides):
     variant = make_model(**overrides)
     test_decoder_is_causal_end_to_end(variant)
@@ -192,6 +193,28 @@ def test_ablation_variants_keep_causality_and_cache(overrides):
         for stack in ("encoder", "decoder"):
             kinds = {type(layer.moe) for layer in getattr(variant, stack).layers}
             assert kinds == ({MoELayer} if stack == moe_stack else {DenseSwiGLU}), stack
+
+
+@pytest.mark.parametrize("scale", [1.0, 8.0])
+def test_embedding_scale_multiplies_what_the_first_blocks_read(scale):
+    """Both stacks: the input of the first encoder block (conv) and of the first decoder layer is exactly
+    embedding_scale x the embedding layer's output; the tied LM head reads the unscaled table."""
+    model = make_model(embedding_scale=scale)
+    seen = {}
+    hooks = [
+        model.encoder.embedding.register_forward_hook(lambda m, a, out: seen.__setitem__("enc_emb", out.embeddings)),
+        model.decoder.embedding.register_forward_hook(lambda m, a, out: seen.__setitem__("dec_emb", out.embeddings)),
+        model.encoder.convs[0].register_forward_pre_hook(lambda m, a: seen.__setitem__("enc_in", a[0])),
+        model.decoder.layers[0].register_forward_pre_hook(lambda m, a: seen.__setitem__("dec_in", a[0])),
+    ]
+    input_ids, mask, dec = batch()
+    with torch.no_grad():
+        model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=dec)
+    for hook in hooks:
+        hook.remove()
+    torch.testing.assert_close(seen["enc_in"], scale * seen["enc_emb"], rtol=0, atol=0)
+    torch.testing.assert_close(seen["dec_in"], scale * seen["dec_emb"], rtol=0, atol=0)
+    assert model.lm_head.weight.data_ptr() == model.shared.weight.data_ptr()
 
 
 def test_qk_init_std_sets_the_attention_query_and_key_scale_only():
