@@ -149,7 +149,8 @@ class EnhancedLocalAttention(_MultiHeadProjections):
     * ``overlap=True``:  causal ``i - W < j <= i`` (W keys including itself); bidirectional ``|i - j| <= W // 2``.
     * ``overlap=False``: only keys in the query's own block ``[bW, (b+1)W)``; causal adds ``j <= i``.
 
-    RoPE (absolute positions) is applied to Q and K. ``attention_mask`` (B, T) marks real tokens with 1;
+    RoPE (absolute positions) is applied to Q and K; with ``qk_norm`` each head's Q and K are first RMS-normalised,
+    ``Q <- g_q * Q / rms(Q)``, ``K <- g_k * K / rms(K)`` (learned gains of size d_k). ``attention_mask`` (B, T) marks real tokens with 1;
     padded keys are never attended to, and outputs at padded query positions are zero.
 
     Short sequences (T <= 2W with overlap, T <= W without) take one SDPA call over all T keys with the

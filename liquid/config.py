@@ -216,6 +216,8 @@ class LiquidConfig(PreTrainedConfig):
             "embedding_kernel_size")})
         if self.fft_window < 2:
             raise ValueError(f"fft_window must be >= 2 (at least two samples per window), got {self.fft_window}")
+        if self.embedding_scale <= 0:
+            raise ValueError(f"embedding_scale must be > 0, got {self.embedding_scale}")
         if self.qk_init_std < 0:
             raise ValueError(f"qk_init_std must be >= 0 (0: initializer_range), got {self.qk_init_std}")
         if self.conv_layers < 0:

@@ -129,6 +129,8 @@ CASES = {
                                             "--oversample foo=2: no training row has task 'foo'"),
     "adam beta2 of 1": ("main", lambda t, m, k, p: _main(t, "--adam_beta2", "1"), "--adam_beta2 must be in [0, 1)"),
     "negative qk init std": ("main", lambda t, m, k, p: _main(t, "--set", "qk_init_std=-0.1"), "qk_init_std must be >= 0"),
+    "zero embedding scale": ("main", lambda t, m, k, p: _main(t, "--set", "embedding_scale=0"),
+                             "embedding_scale must be > 0"),
     "zero model width": ("main", lambda t, m, k, p: _main(t, "--set", "d_model=0"), "d_model"),
     # --- main.py: resume and output directory
     "--resume at nothing": ("main", lambda t, m, k, p: _main(t, "--resume", str(t / "missing")), "does not exist"),
