@@ -86,7 +86,9 @@ class LiquidDecoder(nn.Module):
         emb = self.embedding(
             decoder_input_ids, decoder_mask, state=cache.embedding if cache is not None else None
         )
-        x = emb.embeddings * self.embedding_scale  # (B, T, D)
+        x = emb.embeddings  # (B, T, D)
+        if self.embedding_scale != 1.0:
+            x = x * self.embedding_scale
         aux, experts, loads, entropy = [], [], [], []
         for index, layer in enumerate(self.layers):
             x, moe = layer(x, encoder_states, encoder_mask, decoder_mask, cache, index)

@@ -135,7 +135,9 @@ class BidirectionalEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_) -> EncoderOutput:
         emb = self.embedding(input_ids, attention_mask)
-        x = emb.embeddings * self.embedding_scale  # (B, T, D)
+        x = emb.embeddings  # (B, T, D)
+        if self.embedding_scale != 1.0:
+            x = x * self.embedding_scale
         for conv in self.convs:
             x = conv(x, attention_mask)
         aux, experts, entropy = [], [], []
