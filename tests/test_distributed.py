@@ -82,7 +82,8 @@ def test_ddp_two_processes_equal_single_process_on_the_global_batch(tmp_path):
     common = ["--preset", "tiny", "--train_file", str(data), "--vocab_size", "200", "--max_steps", "3",
               "--num_epochs", "10", "--learning_rate", "0.01", "--warmup_steps", "0", "--eval_every", "0",
               "--save_every", "3", "--log_every", "1", "--device", "cpu", "--precision", "fp32",
-              "--set", "moe_loss_weight=0", "--set", "reconstruction_weight=0"]
+              "--set", "moe_loss_weight=0", "--set", "reconstruction_weight=0",
+              "--number_space", "separate"]  # "▁" + digit: every row the same length, whatever BPE merged
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     ddp_dir = tmp_path / "ddp"
     completed = subprocess.run(

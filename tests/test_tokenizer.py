@@ -23,9 +23,9 @@ def _texts() -> list[str]:
     return [r[key] for r in rows for key in ("instruction", "response")]
 
 
-@functools.lru_cache(maxsize=1)
-def tokenizer():
-    return train_tokenizer(_texts(), vocab_size=VOCAB_SIZE)
+@functools.lru_cache(maxsize=2)
+def tokenizer(number_space: str = "separate"):
+    return train_tokenizer(_texts(), vocab_size=VOCAB_SIZE, number_space=number_space)
 
 
 def test_special_tokens() -> None:
@@ -54,20 +54,45 @@ def test_digits_are_split_one_per_token() -> None:
     assert all(len(t) == 1 for t in digit_tokens)
 
 
+def test_attached_number_space_puts_the_space_on_the_first_digit() -> None:
+    text = "x = 125 / (-5) = -25 y 2024 años"
+    separate = tokenizer("separate").convert_ids_to_tokens(tokenizer("separate")(text, add_special_tokens=False)["input_ids"])
+    attached = tokenizer("attached").convert_ids_to_tokens(tokenizer("attached")(text, add_special_tokens=False)["input_ids"])
+    digits = [t for t in attached if any(c.isdigit() for c in t)]
+    # one digit per token; a space before a number rides on its first digit, never on a later one
+    assert "".join(t.lstrip("▁") for t in digits) == "1255252024"
+    assert all(len(t.lstrip("▁")) == 1 for t in digits)
+    assert [t for t in digits if t.startswith("▁")] == ["▁1", "▁2"]  # "125" and "2024" follow a space
+    assert "▁" not in attached and "▁" in separate
+    assert len(attached) == len(separate) - 2
+
+
+def test_attached_number_space_shortens_math_answers() -> None:
+    responses = [t for t in _texts() if "=" in t][:200]
+    n = {ns: sum(len(tokenizer(ns)(t)["input_ids"]) for t in responses) for ns in ("separate", "attached")}
+    assert n["attached"] < 0.9 * n["separate"]
+
+
+def test_unknown_number_space() -> None:
+    with pytest.raises(ValueError, match="number_space"):
+        train_tokenizer(["hola 12"], vocab_size=300, number_space="glued")
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=SPANISH_ALPHABET, max_size=80))
-def test_decode_encode_roundtrip(text: str) -> None:
-    tok = tokenizer()
+@given(st.text(alphabet=SPANISH_ALPHABET, max_size=80), st.sampled_from(["separate", "attached"]))
+def test_decode_encode_roundtrip(text: str, number_space: str) -> None:
+    tok = tokenizer(number_space)
     ids = tok(text)["input_ids"]
     assert tok.unk_token_id not in ids
     assert tok.decode(ids, skip_special_tokens=True) == text
 
 
-def test_save_and_auto_tokenizer_roundtrip(tmp_path: Path) -> None:
-    tok = tokenizer()
+@pytest.mark.parametrize("number_space", ["separate", "attached"])
+def test_save_and_auto_tokenizer_roundtrip(tmp_path: Path, number_space: str) -> None:
+    tok = tokenizer(number_space)
     tok.save_pretrained(str(tmp_path))
     loaded = AutoTokenizer.from_pretrained(str(tmp_path))
-    for text in _texts()[:50] + ["  dos  espacios ", "¡Año nuevo, pingüino!"]:
+    for text in _texts()[:50] + ["  dos  espacios ", "¡Año nuevo, pingüino!", "x = -(81 + 9) = -90"]:
         assert loaded(text)["input_ids"] == tok(text)["input_ids"]
     assert loaded.pad_token_id == 0 and loaded.eos_token_id == 2
 

@@ -107,7 +107,8 @@ def test_grad_accumulation_equals_the_larger_batch(tmp_path):
     """2 micro-batches of 2 == one batch of 4 when every row has the same length and the loss is a token mean."""
     data = write_rows(tmp_path / "train.jsonl", 8, seed=2, equal_lengths=True)
     common = [*TINY_FLAGS, "--train_file", str(data), "--max_steps", "2", "--save_every", "2",
-              "--set", "moe_loss_weight=0", "--set", "reconstruction_weight=0"]
+              "--set", "moe_loss_weight=0", "--set", "reconstruction_weight=0",
+              "--number_space", "separate"]  # "▁" + digit: every row the same length, whatever BPE merged
     run([*common, "--batch_size", "4", "--output_dir", str(tmp_path / "big")])
     run([*common, "--batch_size", "2", "--grad_accum_steps", "2", "--output_dir", str(tmp_path / "accum")])
     big = load_file(tmp_path / "big" / "checkpoint-2" / "model.safetensors")
