@@ -1,4 +1,4 @@
-"""Read an `evaluate.py` predictions.jsonl: per-task accuracy on the ablation's test sample, and where equations go wrong.
+"""Read an `evaluate.py` predictions.jsonl: per-task accuracy on the ablation's test sample, and where math goes wrong.
 
     python scripts/analyse_predictions.py <eval dir>/predictions.jsonl                       # both reports
     python scripts/analyse_predictions.py <eval dir>/predictions.jsonl --ablation_rows 600   # the ablation's rows
@@ -9,6 +9,9 @@
 * Copy errors: a wrong equation whose first step (the text up to its second `=`, e.g.
   `Restamos 15 en ambos lados: -6x = 51 - 15 =`) differs from the reference's copied a number or sign
   from the instruction wrongly; the other wrong equations went wrong later, in the arithmetic.
+* First wrong link: for every wrong math answer, the link where the prediction first leaves its reference, as
+  the template of the link's left side (numbers of two or more digits read `N`, single digits `d`: `100 / 4 =`
+  -> `N / d`), counted per subset; `(text)` when it leaves the reference in words, not in a link's result.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import collections
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +43,28 @@ def copy_error_counts(rows: list[dict]) -> dict[str, int]:
             "later_errors": len(wrong) - len(copy)}
 
 
+def link_template(expression: str) -> str:
+    """``-(81 - 9)`` -> ``-(N - d)``: numbers of two or more digits read N, single digits d."""
+    return re.sub(r"\d+", lambda m: "N" if len(m.group()) > 1 else "d", expression).strip()
+
+
+def first_wrong_link(prediction: str, response: str) -> str | None:
+    """The template of the link where `prediction` first differs from `response` (None if they are equal)."""
+    if prediction == response:
+        return None
+    same = next((i for i, (a, b) in enumerate(zip(prediction, response)) if a != b), min(len(prediction), len(response)))
+    head, equals, result = response[:same].rpartition("=")
+    if not equals or re.search(r"[a-wyzA-Z]", result):  # left in the words, before any link's result
+        return "(text)"
+    return link_template(re.split(r"[=:]", head)[-1]) + " ="
+
+
+def first_wrong_links(rows: list[dict]) -> collections.Counter:
+    """Over the wrong math rows: (subset, first wrong link template) -> count."""
+    return collections.Counter((r.get("subset") or "math", first_wrong_link(r["prediction"], r["response"]))
+                               for r in rows if r.get("task") == "math" and r["accuracy"] < 1)
+
+
 def ablation_sample(rows: list[dict], count: int) -> list[dict]:
     """The rows `liquid.ablate --max_test_rows count` scores (same seed, same order)."""
     if not count or count >= len(rows):
@@ -58,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("predictions", type=Path)
     parser.add_argument("--ablation_rows", type=int, default=600, help="size of the ablation's test sample")
+    parser.add_argument("--top", type=int, default=10, help="how many first-wrong-link templates to print")
     args = parser.parse_args(argv)
     try:
         rows = [json.loads(line) for line in args.predictions.read_text(encoding="utf-8").splitlines() if line]
@@ -72,6 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     counts = copy_error_counts(rows)
     print(f"equations {counts['equations']}, wrong {counts['wrong']}: copy error in the first step "
           f"{counts['copy_errors']}, wrong later {counts['later_errors']}")
+    links = first_wrong_links(rows)
+    print(f"first wrong link of the {sum(links.values())} wrong math answers (most common):")
+    for (subset, template), count in links.most_common(args.top):
+        print(f"  {count:4d}  {subset:<13} {template}")
 
 
 if __name__ == "__main__":

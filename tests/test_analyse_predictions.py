@@ -44,3 +44,27 @@ def test_the_sample_is_the_one_the_ablation_scores():
 def test_task_accuracy_averages_per_task_and_overall():
     rows = [_row("", accuracy=1.0), _row("", accuracy=0.0), _row("", accuracy=1.0, task="qa")]
     assert ap.task_accuracy(rows) == {"math": 0.5, "qa": 1.0, "overall": 2 / 3}
+
+
+WORD = "El 25% es la cuarta parte: 100 / 4 = (80 + 20) / 4 = 20 + 5 = 25. El 25% de 100 es 25."
+
+
+def test_the_first_wrong_link_is_the_left_side_of_the_link_that_leaves_the_reference():
+    assert ap.first_wrong_link(EQ, EQ) is None
+    assert ap.first_wrong_link(EQ.replace("41 - 5 = 36", "41 - 5 = 40"), EQ) == "N - d ="
+    assert ap.first_wrong_link(EQ.replace("= 41 - 5", "= 31 - 5"), EQ) == "N - N - d ="  # 51 - 10 - 5 = 31
+    assert ap.first_wrong_link(WORD.replace("(80 + 20) / 4 = 20 + 5 = 25", "50"), WORD) == "N / d ="
+    assert ap.first_wrong_link(EQ.replace("Restamos 15", "Sumamos 15"), EQ) == "(text)"
+    rows = [_row(EQ, accuracy=1.0), _row(EQ.replace("41 - 5 = 36", "41 - 5 = 46")),
+            _row(WORD.replace("= 25. El", "= 35. El"), response=WORD, subset="word_problem"),
+            _row("La capital de X es Y.", response="La capital de X es Z.", subset="seen_fact", task="qa")]
+    assert ap.first_wrong_links(rows) == {("equation", "N - d ="): 1, ("word_problem", "N + d ="): 1}
+
+
+def test_the_report_prints_the_first_wrong_links(tmp_path, capsys):
+    path = tmp_path / "predictions.jsonl"
+    rows = [_row(EQ.replace("41 - 5 = 36", "41 - 5 = 40")), _row(EQ.replace("41 - 5 = 36", "41 - 5 = 38"))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ap.main([str(path), "--ablation_rows", "0"])
+    out = capsys.readouterr().out
+    assert "first wrong link of the 2 wrong math answers" in out and "2  equation      N - d =" in out
