@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # budget (DEFAULT_TIME_BUDGET_MINUTES of training, validations and checkpoints included; the cosine schedule
 # ends exactly at the budget), so the whole command stays under 15 minutes on a 2-core CPU and a faster
 # machine simply takes more steps (wall time measured in the README's Results section).
-DEFAULT_TIME_BUDGET_MINUTES = 13.5  # whole command ~14m10s on the 2-core AMD EPYC (README, Results)
+DEFAULT_TIME_BUDGET_MINUTES = 13.5  # whole command 13m54s on the 2-core AMD EPYC (README, Results)
 DEFAULT_PRESET = "small"
 DEFAULT_BATCH_SIZE = 16  # 16 beat 32 and 8 at equal wall-clock (docs/experiments.md, session 4)
 DEFAULT_LEARNING_RATE = 3.5e-4  # beat 5e-4 at batch 16 on both seeds (docs/experiments.md, session 5)
