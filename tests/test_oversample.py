@@ -1,52 +1,124 @@
-"""--oversample TASK=K: the training mix repeats a task's rows, and says so when it cannot."""
+"""--oversample TASK=K: the training mix repeats (K > 1) or thins (K < 1) a task's rows, and says so when it cannot."""
 
 import collections
 
 import datasets
 import pytest
+import torch
 
 from liquid.data import DataError
+from liquid.data.batching import LengthGroupedBatchSampler
 from liquid.training.args import ArgsError, parse_oversample
-from liquid.training.trainer import oversample_indices
+from liquid.training.trainer import oversample_repeats
 
 
-def _rows(tasks):
-    return datasets.Dataset.from_dict({"instruction": [f"i{n}" for n in range(len(tasks))],
-                                       "response": [f"r{n}" for n in range(len(tasks))], "task": tasks})
+def _rows(tasks, subsets=None):
+    columns = {"instruction": [f"i{n}" for n in range(len(tasks))],
+               "response": [f"r{n}" for n in range(len(tasks))], "task": tasks}
+    if subsets is not None:
+        columns["subset"] = subsets
+    return datasets.Dataset.from_dict(columns)
 
 
-def oversample_tasks(train, repeats):
-    return train.select(oversample_indices(train, repeats))
+def _epoch_counts(sampler, epoch):
+    sampler.set_epoch(epoch)
+    return collections.Counter(i for batch in sampler for i in batch)
 
 
-def test_each_row_of_the_task_appears_k_times_and_the_others_once():
+def test_repeats_are_per_task_and_default_to_one():
     train = _rows(["math", "qa", "math", "sentiment"])
-    out = oversample_tasks(train, {"math": 3})
-    counts = collections.Counter(out["instruction"])
-    assert counts == {"i0": 3, "i2": 3, "i1": 1, "i3": 1}
-    assert collections.Counter(out["task"]) == {"math": 6, "qa": 1, "sentiment": 1}
+    assert oversample_repeats(train, {"math": 3, "qa": 0.5}) == [3, 0.5, 3, 1]
+    assert oversample_repeats(train, {}) == [1, 1, 1, 1]
 
 
-def test_k_of_one_and_no_request_leave_the_data_alone():
-    train = _rows(["math", "qa"])
-    assert oversample_tasks(train, {"math": 1})["instruction"] == ["i0", "i1"]
-    assert oversample_tasks(train, {})["instruction"] == ["i0", "i1"]
+def test_a_subset_name_selects_the_rows_of_that_subset():
+    train = _rows(["math", "math", "qa"], subsets=["equation", "word_problem", "seen_fact"])
+    assert oversample_repeats(train, {"word_problem": 2}) == [1, 2, 1]
+
+
+def test_integer_repeats_show_each_row_k_times_per_epoch():
+    lengths = [5, 9, 7, 3, 8, 6]
+    repeats = [3, 1, 3, 1, 1, 2]
+    sampler = LengthGroupedBatchSampler(lengths, 4, seed=1, repeats=repeats)
+    for epoch in range(3):
+        assert _epoch_counts(sampler, epoch) == {i: k for i, k in enumerate(repeats)}
+    assert len(sampler) == -(-sum(repeats) // 4)
+
+
+def test_integer_repeats_give_the_batches_of_the_expanded_dataset():
+    """K = 2 for one task yields exactly the batches that copying that task's rows into the data gave."""
+    lengths = [(7 * i) % 23 + 3 for i in range(60)]
+    repeats = [2 if i % 3 == 0 else 1 for i in range(60)]
+    expanded = list(range(60)) + [i for i in range(60) if repeats[i] == 2]  # the rows, then the copies
+    old = LengthGroupedBatchSampler([lengths[i] for i in expanded], 8, seed=4)
+    new = LengthGroupedBatchSampler(lengths, 8, seed=4, repeats=repeats)
+    for epoch in range(2):
+        old.set_epoch(epoch)
+        new.set_epoch(epoch)
+        assert [[expanded[i] for i in batch] for batch in old] == list(new)
+
+
+def test_a_fraction_draws_that_share_afresh_each_epoch():
+    lengths = list(range(1, 201))
+    repeats = [0.5] * 100 + [1.0] * 100  # rows 0-99 thinned to half
+    sampler = LengthGroupedBatchSampler(lengths, 16, seed=0, repeats=repeats)
+    drawn = []
+    for epoch in range(4):
+        counts = _epoch_counts(sampler, epoch)
+        assert all(counts[i] == 1 for i in range(100, 200))
+        thinned = {i for i in counts if i < 100}
+        assert len(thinned) == 50 and max(counts[i] for i in thinned) == 1
+        drawn.append(thinned)
+    assert len(sampler) == -(-150 // 16)
+    assert len({frozenset(d) for d in drawn}) == 4  # a different half every epoch
+
+
+def test_fractional_epochs_are_deterministic_for_resume():
+    repeats = [1.5] * 30 + [0.25] * 30
+    a = LengthGroupedBatchSampler(list(range(60)), 8, seed=2, repeats=repeats)
+    b = LengthGroupedBatchSampler(list(range(60)), 8, seed=2, repeats=repeats)
+    a.set_epoch(3)
+    b.set_epoch(3)
+    full = list(a)
+    b.set_start_batch(2)
+    assert list(b) == full[2:]
+    assert sum(len(batch) for batch in full) == 30 + 15 + round(0.25 * 30)
+
+
+def test_bad_repeats_are_refused():
+    with pytest.raises(ValueError, match="repeats has 2 entries for 3 rows"):
+        LengthGroupedBatchSampler([1, 2, 3], 2, repeats=[1, 1])
+    with pytest.raises(ValueError, match="repeats leave no row"):
+        LengthGroupedBatchSampler([1, 2], 2, repeats=[0.1, 0.1])
+    with pytest.raises(ValueError, match="repeats must be >= 0"):
+        LengthGroupedBatchSampler([1, 2], 2, repeats=[1, -1])
 
 
 def test_a_missing_task_is_an_error_naming_the_tasks_there():
-    with pytest.raises(DataError, match=r"--oversample math=2: no training row has task 'math' \(tasks there: qa\)"):
-        oversample_tasks(_rows(["qa", "qa"]), {"math": 2})
+    with pytest.raises(DataError, match=r"--oversample math=2: no training row has task or subset 'math' "
+                                        r"\(tasks there: qa\)"):
+        oversample_repeats(_rows(["qa", "qa"]), {"math": 2})
+    with pytest.raises(DataError, match=r"\(tasks there: qa; subsets: seen_fact\)"):
+        oversample_repeats(_rows(["qa"], subsets=["seen_fact"]), {"math": 0.5})
     plain = datasets.Dataset.from_dict({"instruction": ["a"], "response": ["b"]})  # no task column at all
     with pytest.raises(DataError, match=r"\(tasks there: none\)"):
-        oversample_indices(plain, {"math": 2})
+        oversample_repeats(plain, {"math": 2})
 
 
-@pytest.mark.parametrize("item", ["math", "math=0", "math=two", "=2", "math=-1"])
+@pytest.mark.parametrize("item", ["math", "math=0", "math=two", "=2", "math=-1", "math=inf", "math=nan"])
 def test_bad_items_are_refused_with_the_item_named(item):
-    with pytest.raises(ArgsError, match="--oversample expects TASK=K"):
+    with pytest.raises(ArgsError, match="--oversample expects TASK=K with a number K > 0"):
         parse_oversample([item])
 
 
 def test_items_parse_to_a_mapping():
-    assert parse_oversample(["math=2", "qa=1"]) == {"math": 2, "qa": 1}
+    assert parse_oversample(["math=2", "qa=0.5"]) == {"math": 2.0, "qa": 0.5}
     assert parse_oversample(None) == {}
+
+
+def test_no_repeats_keeps_the_plain_permutation():
+    """The default path draws nothing extra from the generator: the epoch order is the seed's permutation."""
+    lengths = [1] * 16
+    sampler = LengthGroupedBatchSampler(lengths, 16, seed=9, mega_batch_mult=1)
+    expected = torch.randperm(16, generator=torch.Generator().manual_seed(9)).tolist()
+    assert list(sampler) == [expected]

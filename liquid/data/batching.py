@@ -107,10 +107,17 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     disjoint, equal-count batches of similar lengths at each step. A short last global batch is dropped
     (``drop_last``) or, with several replicas, topped up with the first indices of the permutation
     to a multiple of ``num_replicas`` (only those rows repeat).
+
+    ``repeats`` (one number ``k_i >= 0`` per row, default all 1) sets the task mix: row i appears
+    ``floor(k_i)`` times in every epoch, and of the rows sharing a fractional part ``f = k - floor(k)``
+    a fresh random ``round(f * n)`` of them (drawn per epoch with the same generator) once more. So
+    ``k = 0.5`` shows each row about every other epoch, a different half each time, and the epoch has
+    the same number of rows every time (``len`` is exact, resume is exact).
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, num_replicas: int = 1, rank: int = 0, mega_batch_mult: int = 50) -> None:
+                 drop_last: bool = False, num_replicas: int = 1, rank: int = 0, mega_batch_mult: int = 50,
+                 repeats: Sequence[float] | None = None) -> None:
         if batch_size < 1 or mega_batch_mult < 1 or num_replicas < 1:
             raise ValueError(f"batch_size, mega_batch_mult and num_replicas must be >= 1, got "
                              f"{batch_size}, {mega_batch_mult}, {num_replicas}")
@@ -120,6 +127,15 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             raise ValueError("lengths is empty")
         super().__init__()
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+        self.repeats = None if repeats is None else [float(k) for k in repeats]
+        if self.repeats is not None:
+            if len(self.repeats) != len(self.lengths):
+                raise ValueError(f"repeats has {len(self.repeats)} entries for {len(self.lengths)} rows")
+            if any(not k >= 0 for k in self.repeats):
+                raise ValueError("repeats must be >= 0")
+        self.epoch_size = len(self._epoch_rows(torch.Generator().manual_seed(0)))
+        if self.epoch_size == 0:
+            raise ValueError("repeats leave no row in the epoch")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -141,10 +157,27 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             raise ValueError(f"start batch must be >= 0, got {k}")
         self.start_batch = k
 
+    def _epoch_rows(self, generator: torch.Generator) -> Tensor:
+        """The row indices of one epoch (with repeats; rows in index order, then the extra copies)."""
+        if self.repeats is None:
+            return torch.arange(len(self.lengths))
+        whole = [i for i, k in enumerate(self.repeats) if k >= 1]  # first copy, in row order
+        most = max((int(k) for k in self.repeats), default=0)
+        extra = [i for copy in range(1, most) for i, k in enumerate(self.repeats) if int(k) > copy]
+        by_fraction: dict[float, list[int]] = {}
+        for i, k in enumerate(self.repeats):
+            if k != int(k):
+                by_fraction.setdefault(k - int(k), []).append(i)
+        for fraction, rows in sorted(by_fraction.items()):
+            chosen = torch.randperm(len(rows), generator=generator)[:round(fraction * len(rows))]
+            extra.extend(rows[j] for j in sorted(chosen.tolist()))
+        return torch.tensor(whole + extra, dtype=torch.long)
+
     def _global_batches(self) -> list[Tensor]:
-        n = len(self.lengths)
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        rows = self._epoch_rows(generator)
+        n = len(rows)
+        order = rows[torch.randperm(n, generator=generator)] if self.shuffle else rows
         global_size = self.batch_size * self.num_replicas
         batches: list[Tensor] = []
         for mega in order.split(global_size * self.mega_batch_mult):
@@ -163,6 +196,6 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             yield batch.chunk(self.num_replicas)[self.rank].tolist() if self.num_replicas > 1 else batch.tolist()
 
     def __len__(self) -> int:
-        full, tail = divmod(len(self.lengths), self.batch_size * self.num_replicas)
+        full, tail = divmod(self.epoch_size, self.batch_size * self.num_replicas)
         total = full + (1 if tail and not self.drop_last else 0)
         return max(total - self.start_batch, 0)

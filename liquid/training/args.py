@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tokenizer: the space before a number on its first digit (attached) or a token of its own")
     data.add_argument("--num_workers", type=int, default=0)
     data.add_argument("--oversample", action="append", default=None, metavar="TASK=K",
-                      help="each training row whose `task` is TASK appears K times per epoch (repeatable)")
+                      help="each training row whose `task` (or else `subset`) is TASK appears K times per epoch; "
+                           "a fractional K draws that share of the rows afresh each epoch, e.g. qa=0.5 (repeatable)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--output_dir", help="default: checkpoints/<run-name>")
@@ -216,18 +217,18 @@ def build_config(args: argparse.Namespace, vocab_size: int | None = None) -> Liq
         raise ArgsError(" ".join(str(cause).split())) from error
 
 
-def parse_oversample(items: Sequence[str] | None) -> dict[str, int]:
-    """``["math=2"]`` -> ``{"math": 2}`` (`ArgsError` naming the bad item otherwise)."""
-    repeats: dict[str, int] = {}
+def parse_oversample(items: Sequence[str] | None) -> dict[str, float]:
+    """``["math=2", "qa=0.5"]`` -> ``{"math": 2.0, "qa": 0.5}`` (`ArgsError` naming the bad item otherwise)."""
+    repeats: dict[str, float] = {}
     for item in items or ():
         task, sep, text = item.partition("=")
         task = task.strip()
         try:
-            count = int(text)
+            count = float(text)
         except ValueError:
-            count = 0
-        if not sep or not task or count < 1:
-            raise ArgsError(f"--oversample expects TASK=K with an integer K >= 1, got {item!r}")
+            count = 0.0
+        if not sep or not task or not 0 < count < float("inf"):
+            raise ArgsError(f"--oversample expects TASK=K with a number K > 0, got {item!r}")
         repeats[task] = count
     return repeats
 

@@ -279,6 +279,7 @@ class RunData:
     tokenizer: Any
     train: Any  # tokenized datasets.Dataset
     eval_rows: list[dict[str, Any]]  # the validation sample (raw rows, with tokenized columns)
+    repeats: list[float] | None = None  # per training row: appearances per epoch (--oversample); None: all 1
 
 
 def _load_splits(args: argparse.Namespace):
@@ -331,22 +332,29 @@ def clear_previous_run(output_dir: Path) -> list[str]:
     return removed
 
 
-def oversample_indices(train, repeats: Mapping[str, int]) -> list[int]:
-    """Row indices of one epoch in which each training row of task T appears ``repeats[T]`` times (the sampler
-    shuffles the copies apart); a task that no row has is a `DataError` naming the tasks there are."""
+def oversample_repeats(train, repeats: Mapping[str, float]) -> list[float]:
+    """How often each training row appears per epoch (the sampler's ``repeats``): ``repeats[T]`` for a row whose
+    `task` (or else `subset`) is T, 1 for the others. A name that no row has is a `DataError` naming the
+    tasks and subsets there are."""
     from liquid.data import DataError
 
-    tasks = train["task"] if "task" in train.column_names else [""] * len(train)
-    extra: list[int] = []
-    for task, count in repeats.items():
-        rows = [i for i, name in enumerate(tasks) if name == task]
+    columns = [train[name] if name in train.column_names else [""] * len(train) for name in ("task", "subset")]
+    per_row = [1.0] * len(train)
+    for name, count in repeats.items():
+        for column, kind in zip(columns, ("task", "subset")):
+            rows = [i for i, value in enumerate(column) if value == name]
+            if rows:
+                break
         if not rows:
-            raise DataError(f"--oversample {task}={count}: no training row has task {task!r} "
-                            f"(tasks there: {', '.join(sorted(set(tasks) - {''})) or 'none'})")
-        extra.extend(rows * (count - 1))
-        if count > 1:
-            logger.info("oversample: %d rows of task %r appear %d times per epoch", len(rows), task, count)
-    return list(range(len(train))) + extra
+            there = sorted(set(columns[0]) - {""})
+            subsets = sorted(set(columns[1]) - {""} - set(there))
+            raise DataError(f"--oversample {name}={count:g}: no training row has task or subset {name!r} "
+                            f"(tasks there: {', '.join(there) or 'none'}"
+                            + (f"; subsets: {', '.join(subsets)})" if subsets else ")"))
+        for i in rows:
+            per_row[i] = count
+        logger.info("oversample: the %d rows of %s %r appear %g times per epoch", len(rows), kind, name, count)
+    return per_row
 
 
 def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
@@ -354,11 +362,9 @@ def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
 
     splits = _load_splits(args)
     repeats = parse_oversample(getattr(args, "oversample", None))  # checked before anything is written
-    epoch_rows = oversample_indices(splits["train"], repeats) if repeats else None
+    row_repeats = oversample_repeats(splits["train"], repeats) if repeats else None
     tokenizer = _load_tokenizer(args, ctx, resume, splits["train"])
     train = tokenize_dataset(splits["train"], tokenizer, args.max_source_length, args.max_target_length)
-    if epoch_rows is not None:
-        train = train.select(epoch_rows)
     eval_rows: list[dict[str, Any]] = []
     if "validation" in splits:
         validation = splits["validation"]
@@ -369,7 +375,7 @@ def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
         eval_rows = [dict(row) for row in sample]
     else:
         logger.warning("no validation split: no validation, no best checkpoint")
-    return RunData(tokenizer=tokenizer, train=train, eval_rows=eval_rows)
+    return RunData(tokenizer=tokenizer, train=train, eval_rows=eval_rows, repeats=row_repeats)
 
 
 def build_model(args, tokenizer, resume: Path | None) -> LiquidFoundationModelOptimized:
@@ -531,7 +537,7 @@ class Trainer:
         lengths = [len(s) + len(t) for s, t in zip(self.data.train["input_ids"], self.data.train["labels"])]
         global_batch = self.args.batch_size * self.ctx.world_size
         global_sampler = LengthGroupedBatchSampler(lengths, global_batch, shuffle=True, seed=self.args.seed,
-                                                   drop_last=self.ctx.is_distributed)
+                                                   drop_last=self.ctx.is_distributed, repeats=self.data.repeats)
         sampler = RankSliceBatchSampler(global_sampler, self.ctx.rank, self.ctx.world_size)
         loader = DataLoader(self.data.train, batch_sampler=sampler, collate_fn=self.collator,
                             num_workers=self.args.num_workers,
