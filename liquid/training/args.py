@@ -24,6 +24,7 @@ from huggingface_hub.errors import StrictDataclassError
 
 from liquid.config import PRESETS, LiquidConfig
 from liquid.data.tokenizer import DEFAULT_NUMBER_SPACE, NUMBER_SPACES
+from liquid.training.optim import OPTIMIZERS
 from liquid.training.checkpoint import (
     LOG_FILE, CheckpointError, find_latest_checkpoint, is_checkpoint, looks_like_run_dir, read_manifest,
     verify_checkpoint,
@@ -44,6 +45,7 @@ UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only li
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.01
 DEFAULT_ADAM_BETA2 = 0.999
+DEFAULT_OPTIMIZER = "adamw"
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_GRAD_ACCUM_STEPS = 1
 DEFAULT_SEED = 0
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--grad_accum_steps", type=int, default=DEFAULT_GRAD_ACCUM_STEPS)
     opt.add_argument("--warmup_steps", type=int, default=DEFAULT_WARMUP_STEPS)
     opt.add_argument("--weight_decay", type=float, default=DEFAULT_WEIGHT_DECAY)
+    opt.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_OPTIMIZER,
+                     help="adamw, or muon: Muon for the hidden weight matrices and AdamW for the rest, at the same "
+                          "learning rate (liquid/training/optim.py)")
     opt.add_argument("--adam_beta2", type=float, default=DEFAULT_ADAM_BETA2,
                      help="AdamW's second-moment decay (beta1 stays 0.9)")
     opt.add_argument("--max_grad_norm", type=float, default=DEFAULT_MAX_GRAD_NORM)

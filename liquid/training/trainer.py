@@ -48,7 +48,8 @@ from liquid.modeling import LiquidFoundationModelOptimized
 from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
-from liquid.training.args import DEFAULT_ADAM_BETA2, build_config, parse_oversample
+from liquid.training.optim import build_optimizer
+from liquid.training.args import DEFAULT_ADAM_BETA2, DEFAULT_OPTIMIZER, build_config, parse_oversample
 from liquid.training.distributed import (
     DistributedContext, RankSliceBatchSampler, all_reduce_sum, barrier, broadcast_object,
     cleanup_distributed, init_distributed,
@@ -63,7 +64,6 @@ CPU_AUTO_PRECISION = "fp32"
 # fp32), so auto picks bf16 there: (name, probe in torch.cpu), first match wins.
 CPU_BF16_UNITS = (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 LOG_FILE = "log.jsonl"
 TENSORBOARD_DIR = "tb"
 PLOTS_DIR = "plots"
@@ -74,7 +74,6 @@ EVAL_SAMPLE_SEED_OFFSET = 1  # the validation sample is drawn with seed + this, 
 # Rows per generate() call during validation: a decode step costs little more at 64 rows than at 16 on a CPU, so
 # the in-run validations (part of the time budget) get 1.8x faster (benchmarks/bench_validation.py).
 EVAL_GENERATION_BATCH_SIZE = 64
-NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 IGNORE_INDEX = -100
 
 
@@ -161,23 +160,6 @@ def autocast_context(precision: str, device: torch.device):
     if precision == "fp32":
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
-
-
-def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float,
-                    beta2: float = 0.999) -> torch.optim.AdamW:
-    """AdamW with decay on parameters of ndim >= 2, except embedding tables and norm weights."""
-    no_decay = {id(p) for module in model.modules() if isinstance(module, NO_DECAY_MODULES)
-                for p in module.parameters(recurse=False)}
-    decay, rest = [], []
-    for _, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (decay if param.ndim >= 2 and id(param) not in no_decay else rest).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    # fused AdamW (one kernel over all tensors, same update) is about 4x faster than foreach on CPU
-    # (benchmarks/NOTES.md); used where every parameter is a float tensor on CPU or CUDA
-    fused = all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in decay + rest)
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, beta2), fused=fused or None)
 
 
 def steps_per_epoch(batches_per_epoch: int, grad_accum_steps: int) -> int:
@@ -451,7 +433,8 @@ class Trainer:
                            args.warmup_steps, self.total_steps)
 
         self.optimizer = build_optimizer(self.model, args.learning_rate, args.weight_decay,
-                                         getattr(args, "adam_beta2", DEFAULT_ADAM_BETA2))
+                                         getattr(args, "adam_beta2", DEFAULT_ADAM_BETA2),
+                                         getattr(args, "optimizer", DEFAULT_OPTIMIZER))
         self._fit_start: float | None = None  # monotonic clock at the start of fit(); elapsed time is
         self._elapsed_before = self.state.elapsed_seconds  # ... this plus the time since then
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
