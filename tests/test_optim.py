@@ -59,6 +59,7 @@ def test_the_split_gives_muon_the_hidden_matrices_and_adamw_the_rest():
     assert all(name.endswith(("proj.weight", "w_gate", "w_up", "w_down")) for name in muon)
     assert any(name.endswith("q_proj.weight") for name in muon)
     assert all(not name.endswith(("conv.weight", "router.weight", "norm.weight", "bias")) for name in muon)
+    assert any(".experts." in name for name in adamw) and not any(".experts." in name for name in muon)
 
 
 def test_muon_with_adamw_follows_the_scheduler_and_restores_its_state():

@@ -24,7 +24,7 @@ from huggingface_hub.errors import StrictDataclassError
 
 from liquid.config import PRESETS, LiquidConfig
 from liquid.data.tokenizer import DEFAULT_NUMBER_SPACE, NUMBER_SPACES
-from liquid.training.optim import OPTIMIZERS
+from liquid.training.optim import NS_STEPS, OPTIMIZERS
 from liquid.training.checkpoint import (
     LOG_FILE, CheckpointError, find_latest_checkpoint, is_checkpoint, looks_like_run_dir, read_manifest,
     verify_checkpoint,
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_OPTIMIZER,
                      help="adamw, or muon: Muon for the hidden weight matrices and AdamW for the rest, at the same "
                           "learning rate (liquid/training/optim.py)")
+    opt.add_argument("--muon_ns_steps", type=int, default=NS_STEPS,
+                     help="Newton-Schulz steps per Muon update (--optimizer muon)")
     opt.add_argument("--adam_beta2", type=float, default=DEFAULT_ADAM_BETA2,
                      help="AdamW's second-moment decay (beta1 stays 0.9)")
     opt.add_argument("--max_grad_norm", type=float, default=DEFAULT_MAX_GRAD_NORM)
@@ -163,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Flags that must be > 0 and flags that must be >= 0.
 POSITIVE_FLAGS = ("batch_size", "learning_rate", "num_epochs", "grad_accum_steps", "max_grad_norm",
                   "log_every", "eval_samples", "monitor_every", "keep_last", "max_bad_steps",
-                  "max_source_length", "max_target_length", "vocab_size", "max_time_minutes")
+                  "max_source_length", "max_target_length", "vocab_size", "max_time_minutes", "muon_ns_steps")
 NON_NEGATIVE_FLAGS = ("max_steps", "warmup_steps", "weight_decay", "eval_every", "save_every", "num_workers")
 
 

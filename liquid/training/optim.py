@@ -12,9 +12,12 @@ takes the learning rate and weight decay tuned for AdamW. The Newton-Schulz step
 spectral norm <= 1, the short side first) is ``X <- a X + (b A + c A^2) X`` with ``A = X X^T`` and
 (a, b, c) = (3.4445, -4.7750, 2.0315), which pushes every singular value towards 1 in five steps.
 
-A stack of matrices (an MoE layer's experts, shape (E, m, n)) is orthogonalised per expert. Embedding
-tables (the tied LM head), norms, biases, convolution kernels and MoE routers stay with AdamW, as in the
-papers. `MuonWithAdamW` presents both as one `torch.optim.Optimizer`, so the trainer's scheduler,
+`Muon` itself orthogonalises a stack of matrices (E, m, n) per matrix, but `split_parameters` gives it only
+the 2-D weights (attention projections, the dense SwiGLU, the convolutions' 1x1 projections): on a 2-core
+CPU the Newton-Schulz steps cost about 5 x 3 m^2 n FLOPs per matrix and step, which for the `small` preset
+with its MoE experts included is as much as the forward and backward pass itself (docs/experiments.md,
+session 9). Embedding tables (the tied LM head), norms, biases, convolution kernels, MoE routers and expert
+stacks stay with AdamW. `MuonWithAdamW` presents both as one `torch.optim.Optimizer`, so the trainer's scheduler,
 gradient clipping and checkpoints see a single optimizer.
 """
 
@@ -95,8 +98,8 @@ class Muon(torch.optim.Optimizer):
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter], list[nn.Parameter]]:
-    """(matrices, other decayed, not decayed): matrices are the hidden weights Muon may take (Linear weights
-    and expert stacks); embeddings, norms, convolutions, biases and routers are the AdamW ones."""
+    """(matrices, other decayed, not decayed): matrices are the hidden 2-D weights Muon takes (Linear weights);
+    embeddings, norms, convolutions, biases, routers and expert stacks are the AdamW ones."""
     adamw_only = {id(p) for module in model.modules() if isinstance(module, ADAMW_ONLY_MODULES)
                   for p in module.parameters(recurse=False)}
     no_decay = {id(p) for module in model.modules() if isinstance(module, NO_DECAY_MODULES)
@@ -107,7 +110,7 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
             continue
         if param.ndim < 2 or id(param) in no_decay:
             rest.append(param)
-        elif id(param) in adamw_only or name.split(".")[-2:-1] == ["router"]:
+        elif id(param) in adamw_only or param.ndim != 2 or name.split(".")[-2:-1] == ["router"]:
             decay.append(param)
         else:
             matrices.append(param)
@@ -130,9 +133,9 @@ class MuonWithAdamW(torch.optim.Optimizer):
     """
 
     def __init__(self, matrices: list[nn.Parameter], adamw_groups: list[dict[str, Any]], learning_rate: float,
-                 weight_decay: float, beta2: float) -> None:
+                 weight_decay: float, beta2: float, ns_steps: int = NS_STEPS) -> None:
         # no Optimizer.__init__: the two inner optimizers own the parameters and their state
-        self.muon = Muon(matrices, lr=learning_rate, weight_decay=weight_decay)
+        self.muon = Muon(matrices, lr=learning_rate, weight_decay=weight_decay, ns_steps=ns_steps)
         self.adamw = _adamw(adamw_groups, learning_rate, beta2)
         self.defaults = dict(lr=learning_rate)
         self.param_groups = self.muon.param_groups + self.adamw.param_groups
@@ -168,9 +171,9 @@ class MuonWithAdamW(torch.optim.Optimizer):
 
 
 def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float, beta2: float = 0.999,
-                    optimizer: str = "adamw") -> torch.optim.Optimizer:
+                    optimizer: str = "adamw", ns_steps: int = NS_STEPS) -> torch.optim.Optimizer:
     """AdamW with decay on parameters of ndim >= 2 except embedding tables and norm weights; or (``"muon"``)
-    Muon for the hidden weight matrices and that AdamW for the rest."""
+    Muon (`ns_steps` Newton-Schulz steps) for the hidden weight matrices and that AdamW for the rest."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     matrices, decay, rest = split_parameters(model)
@@ -179,11 +182,12 @@ def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float,
         ordered = [p for p in model.parameters() if id(p) in decayed]  # model order: checkpoints stay compatible
         return _adamw([{"params": ordered, "weight_decay": weight_decay},
                        {"params": rest, "weight_decay": 0.0}], learning_rate, beta2)
-    logger.info("optimizer: Muon for %d weight matrices (%d values), AdamW for %d other tensors", len(matrices),
-                sum(p.numel() for p in matrices), len(decay) + len(rest))
+    logger.info("optimizer: Muon (%d Newton-Schulz steps) for %d weight matrices (%d values), AdamW for %d other "
+                "tensors", ns_steps, len(matrices), sum(p.numel() for p in matrices), len(decay) + len(rest))
     return MuonWithAdamW(matrices, [{"params": decay, "weight_decay": weight_decay},
-                                    {"params": rest, "weight_decay": 0.0}], learning_rate, weight_decay, beta2)
+                                    {"params": rest, "weight_decay": 0.0}], learning_rate, weight_decay, beta2,
+                         ns_steps)
 
 
-__all__ = ["MUON_MOMENTUM", "Muon", "MuonWithAdamW", "OPTIMIZERS", "build_optimizer", "newton_schulz",
+__all__ = ["MUON_MOMENTUM", "NS_STEPS", "Muon", "MuonWithAdamW", "OPTIMIZERS", "build_optimizer", "newton_schulz",
            "split_parameters"]

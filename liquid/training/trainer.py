@@ -48,7 +48,7 @@ from liquid.modeling import LiquidFoundationModelOptimized
 from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
-from liquid.training.optim import build_optimizer
+from liquid.training.optim import NS_STEPS, build_optimizer
 from liquid.training.args import DEFAULT_ADAM_BETA2, DEFAULT_OPTIMIZER, build_config, parse_oversample
 from liquid.training.distributed import (
     DistributedContext, RankSliceBatchSampler, all_reduce_sum, barrier, broadcast_object,
@@ -434,7 +434,8 @@ class Trainer:
 
         self.optimizer = build_optimizer(self.model, args.learning_rate, args.weight_decay,
                                          getattr(args, "adam_beta2", DEFAULT_ADAM_BETA2),
-                                         getattr(args, "optimizer", DEFAULT_OPTIMIZER))
+                                         getattr(args, "optimizer", DEFAULT_OPTIMIZER),
+                                         getattr(args, "muon_ns_steps", NS_STEPS))
         self._fit_start: float | None = None  # monotonic clock at the start of fit(); elapsed time is
         self._elapsed_before = self.state.elapsed_seconds  # ... this plus the time since then
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
