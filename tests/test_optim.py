@@ -98,3 +98,26 @@ def test_adamw_is_the_default_and_unknown_names_are_refused():
     assert type(build_optimizer(model, 1e-3, 0.0)) is torch.optim.AdamW
     with pytest.raises(ValueError, match="optimizer must be one of"):
         build_optimizer(model, 1e-3, 0.0, optimizer="sgd")
+
+
+def test_muon_until_hands_the_matrices_to_a_fresh_adamw():
+    """After set_progress(>= muon_until) a matrix moves exactly as a fresh AdamW at the scheduled lr moves it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 8, bias=False))
+    reference = copy.deepcopy(model[1])
+    optimizer = build_optimizer(model, 0.01, 0.0, optimizer="muon", muon_until=0.5)
+    optimizer.muon.param_groups[0]["lr"] = 0.004  # what a scheduler would have set
+    optimizer.set_progress(0.3)
+    assert optimizer.late is None
+    optimizer.set_progress(0.5)
+    assert optimizer.late is not None and "late" in optimizer.state_dict()
+    grad = torch.randn(8, 8)
+    model[1].weight.grad, reference.weight.grad = grad.clone(), grad.clone()
+    optimizer.step()
+    torch.optim.AdamW(reference.parameters(), lr=0.004, weight_decay=0.0).step()
+    assert torch.allclose(model[1].weight, reference.weight, atol=1e-7)
+    assert not optimizer.muon.state  # Muon never ran
+
+    resumed = build_optimizer(copy.deepcopy(model), 0.01, 0.0, optimizer="muon", muon_until=0.5)
+    resumed.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    assert resumed.late is not None and resumed.late.state

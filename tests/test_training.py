@@ -50,13 +50,13 @@ def run(argv: list[str]):
     return train(parse_args(argv))
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+@pytest.mark.parametrize("optimizer", [["adamw"], ["muon"], ["muon", "--muon_until", "0.2"]])
 def test_resume_continues_exactly(tmp_path, optimizer):
     """Interrupted at step 3 (mid-epoch) and resumed == uninterrupted, bit for bit, for losses and weights (CPU fp32)."""
     torch.manual_seed(0)
     data = write_rows(tmp_path / "train.jsonl", 7, seed=0)  # 4 batches of 2 per epoch: steps 4-6 cross an epoch
     flags = [*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_steps", "6",
-             "--save_every", "3", "--monitor_every", "2", "--keep_last", "5", "--optimizer", optimizer]
+             "--save_every", "3", "--monitor_every", "2", "--keep_last", "5", "--optimizer", *optimizer]
     full = run([*flags, "--output_dir", str(tmp_path / "full")])
     assert full.step == 6 and full.stop_reason == "completed"
 

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "learning rate (liquid/training/optim.py)")
     opt.add_argument("--muon_ns_steps", type=int, default=NS_STEPS,
                      help="Newton-Schulz steps per Muon update (--optimizer muon)")
+    opt.add_argument("--muon_until", type=float, default=1.0,
+                     help="--optimizer muon: share of the run after which the weight matrices move to AdamW")
     opt.add_argument("--adam_beta2", type=float, default=DEFAULT_ADAM_BETA2,
                      help="AdamW's second-moment decay (beta1 stays 0.9)")
     opt.add_argument("--max_grad_norm", type=float, default=DEFAULT_MAX_GRAD_NORM)
@@ -249,6 +251,8 @@ def _check_ranges(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value < 0:
             raise ArgsError(f"--{name} must be >= 0, got {value}")
+    if not 0.0 <= args.muon_until <= 1.0:
+        raise ArgsError(f"--muon_until must be in [0, 1], got {args.muon_until}")
     if not 0.0 <= args.adam_beta2 < 1.0:
         raise ArgsError(f"--adam_beta2 must be in [0, 1), got {args.adam_beta2}")
 

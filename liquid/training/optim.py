@@ -129,25 +129,46 @@ class MuonWithAdamW(torch.optim.Optimizer):
     """Muon for `matrices`, AdamW for `adamw_groups`, as one optimizer.
 
     ``param_groups`` is the two optimizers' own group dicts (Muon's first), so a learning-rate scheduler that
-    sets ``group["lr"]`` drives both; ``state_dict`` is ``{"muon": ..., "adamw": ...}``.
+    sets ``group["lr"]`` drives both; ``state_dict`` is ``{"muon": ..., "adamw": ...}`` (plus ``"late"``).
+
+    With ``muon_until < 1`` the matrices move to a fresh AdamW (the ``late`` optimizer, at the Muon group's
+    scheduled learning rate) once `set_progress` reports that share of the run done: Muon's fast early steps,
+    then AdamW's cheaper ones for the annealing.
     """
 
     def __init__(self, matrices: list[nn.Parameter], adamw_groups: list[dict[str, Any]], learning_rate: float,
-                 weight_decay: float, beta2: float, ns_steps: int = NS_STEPS) -> None:
-        # no Optimizer.__init__: the two inner optimizers own the parameters and their state
+                 weight_decay: float, beta2: float, ns_steps: int = NS_STEPS, muon_until: float = 1.0) -> None:
+        # no Optimizer.__init__: the inner optimizers own the parameters and their state
         self.muon = Muon(matrices, lr=learning_rate, weight_decay=weight_decay, ns_steps=ns_steps)
         self.adamw = _adamw(adamw_groups, learning_rate, beta2)
+        self.late: torch.optim.AdamW | None = None
+        self.muon_until, self._beta2 = muon_until, beta2
         self.defaults = dict(lr=learning_rate)
         self.param_groups = self.muon.param_groups + self.adamw.param_groups
         self._optimizer_step_pre_hooks: OrderedDict = OrderedDict()
         self._optimizer_step_post_hooks: OrderedDict = OrderedDict()
 
     @property
-    def state(self) -> dict:  # read-only view of both optimizers' per-parameter state
-        return {**self.muon.state, **self.adamw.state}
+    def state(self) -> dict:  # read-only view of the inner optimizers' per-parameter state
+        return {**self.muon.state, **self.adamw.state, **(self.late.state if self.late is not None else {})}
+
+    def set_progress(self, progress: float) -> None:
+        """The trainer's share of the run done; at ``muon_until`` the matrices switch to AdamW (once)."""
+        if self.late is None and progress >= self.muon_until:
+            group = self.muon.param_groups[0]
+            self.late = _adamw([{"params": group["params"], "weight_decay": group["weight_decay"]}], group["lr"],
+                               self._beta2)
+            logger.info("optimizer: %.0f%% of the run done, the weight matrices move from Muon to AdamW",
+                        100 * progress)
 
     def step(self, closure=None):
-        loss = self.muon.step(closure)
+        if self.late is None:
+            loss = self.muon.step(closure)
+        else:
+            loss = None
+            for group in self.late.param_groups:
+                group["lr"] = self.muon.param_groups[0]["lr"]  # the scheduler drives the Muon group's dict
+            self.late.step(closure)
         self.adamw.step()
         return loss
 
@@ -156,24 +177,32 @@ class MuonWithAdamW(torch.optim.Optimizer):
         self.adamw.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+        state = {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+        if self.late is not None:
+            state["late"] = self.late.state_dict()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if set(state_dict) != {"muon", "adamw"}:
+        if set(state_dict) - {"late"} != {"muon", "adamw"}:
             raise ValueError(f"not a Muon + AdamW optimizer state (keys: {sorted(state_dict)}); was the run "
                              "started with another --optimizer?")
         self.muon.load_state_dict(state_dict["muon"])
         self.adamw.load_state_dict(state_dict["adamw"])
         self.param_groups = self.muon.param_groups + self.adamw.param_groups
+        if "late" in state_dict:
+            self.set_progress(1.0)
+            self.late.load_state_dict(state_dict["late"])
 
     def __repr__(self) -> str:
         return f"MuonWithAdamW(muon={self.muon!r}, adamw={self.adamw!r})"
 
 
 def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float, beta2: float = 0.999,
-                    optimizer: str = "adamw", ns_steps: int = NS_STEPS) -> torch.optim.Optimizer:
+                    optimizer: str = "adamw", ns_steps: int = NS_STEPS, muon_until: float = 1.0
+                    ) -> torch.optim.Optimizer:
     """AdamW with decay on parameters of ndim >= 2 except embedding tables and norm weights; or (``"muon"``)
-    Muon (`ns_steps` Newton-Schulz steps) for the hidden weight matrices and that AdamW for the rest."""
+    Muon (`ns_steps` Newton-Schulz steps; until `muon_until` of the run) for the hidden weight matrices and
+    that AdamW for the rest."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     matrices, decay, rest = split_parameters(model)
@@ -186,7 +215,7 @@ def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float,
                 "tensors", ns_steps, len(matrices), sum(p.numel() for p in matrices), len(decay) + len(rest))
     return MuonWithAdamW(matrices, [{"params": decay, "weight_decay": weight_decay},
                                     {"params": rest, "weight_decay": 0.0}], learning_rate, weight_decay, beta2,
-                         ns_steps)
+                         ns_steps, muon_until)
 
 
 __all__ = ["MUON_MOMENTUM", "NS_STEPS", "Muon", "MuonWithAdamW", "OPTIMIZERS", "build_optimizer", "newton_schulz",

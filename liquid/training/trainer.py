@@ -435,7 +435,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, args.learning_rate, args.weight_decay,
                                          getattr(args, "adam_beta2", DEFAULT_ADAM_BETA2),
                                          getattr(args, "optimizer", DEFAULT_OPTIMIZER),
-                                         getattr(args, "muon_ns_steps", NS_STEPS))
+                                         getattr(args, "muon_ns_steps", NS_STEPS),
+                                         getattr(args, "muon_until", 1.0))
         self._fit_start: float | None = None  # monotonic clock at the start of fit(); elapsed time is
         self._elapsed_before = self.state.elapsed_seconds  # ... this plus the time since then
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
@@ -578,6 +579,8 @@ class Trainer:
 
     def _update(self, stats: StepStats) -> bool:
         """Clip and apply the gradients; False (nothing applied) when the gradient norm is not finite."""
+        if hasattr(self.optimizer, "set_progress"):  # --optimizer muon: Muon -> AdamW at --muon_until
+            self.optimizer.set_progress(self.progress(self.state.step))
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
