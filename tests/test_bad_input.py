@@ -128,6 +128,8 @@ CASES = {
     "oversample of a task the data lacks": ("main", lambda t, m, k, p: _main(t, "--oversample", "foo=2"),
                                             "--oversample foo=2: no training row has task or subset 'foo'"),
     "adam beta2 of 1": ("main", lambda t, m, k, p: _main(t, "--adam_beta2", "1"), "--adam_beta2 must be in [0, 1)"),
+    "muon handover past the end": ("main", lambda t, m, k, p: _main(t, "--optimizer", "muon", "--muon_until", "1.5"),
+                                   "--muon_until must be in [0, 1], got 1.5"),
     "negative qk init std": ("main", lambda t, m, k, p: _main(t, "--set", "qk_init_std=-0.1"), "qk_init_std must be >= 0"),
     "zero embedding scale": ("main", lambda t, m, k, p: _main(t, "--set", "embedding_scale=0"),
                              "embedding_scale must be > 0"),

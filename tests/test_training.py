@@ -15,7 +15,7 @@ from torch import nn
 
 from liquid.training import trainer as trainer_module
 from liquid.training.args import parse_args
-from liquid.training.checkpoint import load_trainer_state
+from liquid.training.checkpoint import CheckpointError, load_trainer_state
 from liquid.training.trainer import NonFiniteLossError, build_optimizer, train
 
 TINY_FLAGS = ["--preset", "tiny", "--num_epochs", "100", "--vocab_size", "200", "--max_target_length", "24", "--max_source_length", "24",
@@ -77,6 +77,16 @@ def test_resume_continues_exactly(tmp_path, optimizer):
     weights_resumed = load_file(resumed_dir / "checkpoint-6" / "model.safetensors")
     for name, tensor in weights_full.items():
         assert torch.equal(weights_resumed[name], tensor), name
+
+
+def test_resume_with_another_optimizer_is_refused(tmp_path):
+    data = write_rows(tmp_path / "train.jsonl", 4, seed=0)
+    flags = [*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_steps", "2", "--save_every", "2",
+             "--output_dir", str(tmp_path / "run")]
+    run([*flags, "--optimizer", "muon"])
+    with pytest.raises(CheckpointError, match=r"trained with --optimizer muon; resume it with the same --optimizer "
+                                              r"\(got adamw\)"):
+        run([*flags, "--max_steps", "4", "--resume", "auto"])
 
 
 def test_run_outputs_logs_plots_and_pruned_checkpoints(tmp_path):

@@ -24,11 +24,11 @@ from huggingface_hub.errors import StrictDataclassError
 
 from liquid.config import PRESETS, LiquidConfig
 from liquid.data.tokenizer import DEFAULT_NUMBER_SPACE, NUMBER_SPACES
-from liquid.training.optim import NS_STEPS, OPTIMIZERS
 from liquid.training.checkpoint import (
     LOG_FILE, CheckpointError, find_latest_checkpoint, is_checkpoint, looks_like_run_dir, read_manifest,
     verify_checkpoint,
 )
+from liquid.training.optim import NS_STEPS, OPTIMIZERS
 
 logger = logging.getLogger(__name__)
 

@@ -48,12 +48,12 @@ from liquid.modeling import LiquidFoundationModelOptimized
 from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
-from liquid.training.optim import NS_STEPS, build_optimizer
 from liquid.training.args import DEFAULT_ADAM_BETA2, DEFAULT_OPTIMIZER, build_config, parse_oversample
 from liquid.training.distributed import (
     DistributedContext, RankSliceBatchSampler, all_reduce_sum, barrier, broadcast_object,
     cleanup_distributed, init_distributed,
 )
+from liquid.training.optim import NS_STEPS, build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -407,6 +407,10 @@ class Trainer:
         resume = Path(args.resume) if args.resume else None
         self.precision = resolve_precision(args.precision, ctx.device)
         self.state = ckpt.load_trainer_state(resume) if resume else ckpt.TrainerState(run_id=ckpt.new_run_id())
+        trained_with = (self.state.args or {}).get("optimizer", DEFAULT_OPTIMIZER)
+        if resume is not None and trained_with != getattr(args, "optimizer", DEFAULT_OPTIMIZER):
+            raise ckpt.CheckpointError(f"{resume}: trained with --optimizer {trained_with}; resume it with the same "
+                                       f"--optimizer (got {args.optimizer})")
         self.state.args = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
 
         if ctx.is_main:
