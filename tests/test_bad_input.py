@@ -130,6 +130,8 @@ CASES = {
     "adam beta2 of 1": ("main", lambda t, m, k, p: _main(t, "--adam_beta2", "1"), "--adam_beta2 must be in [0, 1)"),
     "muon handover past the end": ("main", lambda t, m, k, p: _main(t, "--optimizer", "muon", "--muon_until", "1.5"),
                                    "--muon_until must be in [0, 1], got 1.5"),
+    "wsd decay share of 0": ("main", lambda t, m, k, p: _main(t, "--lr_schedule", "wsd", "--decay_share", "0"),
+                             "--decay_share must be in (0, 1], got 0.0"),
     "negative qk init std": ("main", lambda t, m, k, p: _main(t, "--set", "qk_init_std=-0.1"), "qk_init_std must be >= 0"),
     "zero embedding scale": ("main", lambda t, m, k, p: _main(t, "--set", "embedding_scale=0"),
                              "embedding_scale must be > 0"),

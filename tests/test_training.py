@@ -220,6 +220,25 @@ def test_time_budget_schedule_reaches_its_floor_at_the_budget(tmp_path, monkeypa
     assert trainer.lr_factor(step) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.75)), abs=0.01)
 
 
+@pytest.mark.parametrize("flags, half, three_quarters", [
+    ([], 0.5, 0.5 * (1 + math.cos(math.pi * 0.75))),
+    (["--lr_schedule", "linear"], 0.5, 0.25),
+    (["--lr_schedule", "wsd", "--decay_share", "0.5"], 1.0, 1 - math.sqrt(0.5)),
+])
+def test_lr_schedule_flag_shapes_the_time_budget_decay(tmp_path, monkeypatch, flags, half, three_quarters):
+    """--lr_schedule picks the shape that lr_factor follows over the time budget (0 at the budget)."""
+    data = write_rows(tmp_path / "train.jsonl", 6, seed=6)
+    args = parse_args([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_time_minutes", "10",
+                       *flags, "--output_dir", str(tmp_path / "run")])
+    trainer = trainer_module.Trainer(args, trainer_module.init_distributed(args.device))
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: clock["now"])
+    trainer._fit_start = 1000.0
+    for minutes, expected in ((5, half), (7.5, three_quarters), (10, 0.0)):
+        clock["now"] = 1000.0 + minutes * 60
+        assert trainer.lr_factor(2) == pytest.approx(expected, abs=0.01)
+
+
 def test_accuracy_plot_is_against_wall_clock_minutes(tmp_path):
     from liquid.training import plots
 

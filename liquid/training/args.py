@@ -29,6 +29,7 @@ from liquid.training.checkpoint import (
     verify_checkpoint,
 )
 from liquid.training.optim import NS_STEPS, OPTIMIZERS
+from liquid.training.schedule import DEFAULT_DECAY_SHARE, DEFAULT_LR_SCHEDULE, LR_SCHEDULES
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Newton-Schulz steps per Muon update (--optimizer muon)")
     opt.add_argument("--muon_until", type=float, default=1.0,
                      help="--optimizer muon: share of the run after which the weight matrices move to AdamW")
+    opt.add_argument("--lr_schedule", choices=LR_SCHEDULES, default=DEFAULT_LR_SCHEDULE,
+                     help="shape of the decay after the warm-up, to 0 at the end of the run (steps or "
+                          "--max_time_minutes): cosine, linear, or wsd (constant, then a 1-sqrt decay over the last "
+                          "--decay_share of the run); liquid/training/schedule.py")
+    opt.add_argument("--decay_share", type=float, default=DEFAULT_DECAY_SHARE,
+                     help="--lr_schedule wsd: share of the run spent in the final decay, in (0, 1]")
     opt.add_argument("--adam_beta2", type=float, default=DEFAULT_ADAM_BETA2,
                      help="AdamW's second-moment decay (beta1 stays 0.9)")
     opt.add_argument("--max_grad_norm", type=float, default=DEFAULT_MAX_GRAD_NORM)
@@ -253,6 +260,8 @@ def _check_ranges(args: argparse.Namespace) -> None:
             raise ArgsError(f"--{name} must be >= 0, got {value}")
     if not 0.0 <= args.muon_until <= 1.0:
         raise ArgsError(f"--muon_until must be in [0, 1], got {args.muon_until}")
+    if not 0.0 < args.decay_share <= 1.0:
+        raise ArgsError(f"--decay_share must be in (0, 1], got {args.decay_share}")
     if not 0.0 <= args.adam_beta2 < 1.0:
         raise ArgsError(f"--adam_beta2 must be in [0, 1), got {args.adam_beta2}")
 

@@ -54,6 +54,7 @@ from liquid.training.distributed import (
     cleanup_distributed, init_distributed,
 )
 from liquid.training.optim import NS_STEPS, build_optimizer
+from liquid.training.schedule import DEFAULT_DECAY_SHARE, DEFAULT_LR_SCHEDULE, lr_multiplier
 
 logger = logging.getLogger(__name__)
 
@@ -480,10 +481,11 @@ class Trainer:
         return min(1.0, max(by_steps, by_time, 0.0))
 
     def lr_factor(self, step: int) -> float:
-        """Learning-rate multiplier: linear warmup over `warmup_steps`, then cosine over `progress`."""
+        """Learning-rate multiplier: linear warmup over `warmup_steps`, then `--lr_schedule` over `progress`."""
         if step < self.args.warmup_steps:
             return step / max(1, self.args.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
+        return lr_multiplier(self.progress(step), getattr(self.args, "lr_schedule", DEFAULT_LR_SCHEDULE),
+                             getattr(self.args, "decay_share", DEFAULT_DECAY_SHARE))
 
     def _existing_best(self, resuming: bool = True, replacing: bool = False) -> Path | None:
         """This run's ``best/`` if there is one; its score becomes the bar a new best must pass.
