@@ -232,6 +232,37 @@ def test_sentiment_labels_follow_rules(rows: dict[str, list[dict]]) -> None:
             assert row["response"] == f"El sentimiento del texto es {row['answer']}."
 
 
+def test_cue_responses_quote_the_deciding_words_and_change_nothing_else() -> None:
+    """--sentiment_response cue: same instructions, answers and splits; each polar response quotes a span of its
+    text that decides the label by the documented rules, and the metrics read exactly the row's label from it."""
+    from liquid.metrics.scores import accuracy, asserted_labels
+
+    small = {"train": {"math": 30, "qa": 30, "sentiment": 200},
+             "validation": {"math": 12, "qa": 12, "sentiment": 60},
+             "test": {"math": 12, "qa": 12, "sentiment": 60}}
+    plain, cue = build_splits(0, small), build_splits(0, small, sentiment_response="cue")
+    for split in SPLITS:
+        assert len(plain[split]) == len(cue[split])
+        for before, after in zip(plain[split], cue[split]):
+            assert (before.instruction, before.answer, before.task, before.subset) == \
+                   (after.instruction, after.answer, after.task, after.subset)
+            if after.task != "sentiment":
+                assert before.response == after.response
+                continue
+            row = {"task": after.task, "answer": after.answer}
+            assert asserted_labels(after.response) == [after.answer] and accuracy(after.response, row) == 1.0
+            if after.answer == "neutro":
+                assert '"' not in after.response
+                continue
+            quoted = re.fullmatch(r'Lo decisivo es "(.*)": el sentimiento del texto es (\w+)\.', after.response)
+            assert quoted and quoted.group(2) == after.answer, after.response
+            text = _text(after.instruction)
+            assert text.rstrip(".").endswith(quoted.group(1)), (text, after.response)
+            # the quoted words alone give the label: "no" flips, the clause after "pero" decides
+            assert _reference_label(quoted.group(1).removeprefix("pero ")
+                                    if quoted.group(1).startswith("pero ") else f"X {quoted.group(1)}") == after.answer
+
+
 def test_sentiment_combinations_are_novel(rows: dict[str, list[dict]]) -> None:
     polar = {s: [_text(r["instruction"]) for r in rows[s] if r["task"] == "sentiment" and r["answer"] != "neutro"]
              for s in SPLITS}

@@ -18,6 +18,7 @@ import argparse
 import logging
 import random
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -25,6 +26,8 @@ from liquid.data.loading import SPLIT_NAMES, Example
 from liquid.data.long_text_tasks import long_text_examples
 from liquid.data.math_tasks import equation_examples, word_problem_examples
 from liquid.data.qa_tasks import qa_examples
+from liquid.data.sentiment_tasks import DEFAULT_RESPONSE_FORMAT as DEFAULT_SENTIMENT_RESPONSE
+from liquid.data.sentiment_tasks import RESPONSE_FORMATS as SENTIMENT_RESPONSES
 from liquid.data.sentiment_tasks import sentiment_examples
 
 logger = logging.getLogger(__name__)
@@ -59,15 +62,18 @@ def check_disjoint(splits: Mapping[str, Sequence[Example]]) -> None:
 
 
 def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]] = TASK_SIZES,
-                 long_train_rows: int = 0) -> dict[str, list[Example]]:
-    """Generate every split (train with `long_train_rows` long texts of training sentences), verify
-    disjointness and shuffle rows of all tasks together."""
+                 long_train_rows: int = 0,
+                 sentiment_response: str = DEFAULT_SENTIMENT_RESPONSE) -> dict[str, list[Example]]:
+    """Generate every split (train with `long_train_rows` long texts of training sentences; sentiment responses
+    in the `sentiment_response` format), verify disjointness and shuffle rows of all tasks together. The format
+    changes only the sentiment responses: the same seed gives the same instructions, answers and splits."""
     math_parts = _math_parts(sizes)
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
         ("word_problem", word_problem_examples, math_parts["word_problem"]),
         ("qa", qa_examples, {split: sizes[split]["qa"] for split in SPLIT_NAMES}),
-        ("sentiment", sentiment_examples, {split: sizes[split]["sentiment"] for split in SPLIT_NAMES}),
+        ("sentiment", partial(sentiment_examples, response_format=sentiment_response),
+         {split: sizes[split]["sentiment"] for split in SPLIT_NAMES}),
     )
     splits: dict[str, list[Example]] = {split: [] for split in SPLIT_NAMES}
     for name, generate, counts in generators:
@@ -117,11 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed")
     parser.add_argument("--long_train_rows", type=int, default=0,
                         help="long texts of training sentences added to train.jsonl (default 0: none)")
+    parser.add_argument("--sentiment_response", choices=SENTIMENT_RESPONSES, default=DEFAULT_SENTIMENT_RESPONSE,
+                        help="sentiment answers: the label alone, or the deciding words quoted before it (cue)")
     args = parser.parse_args(argv)
     if args.long_train_rows < 0:
         parser.error(f"--long_train_rows must be >= 0, got {args.long_train_rows}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    splits = build_splits(args.seed, long_train_rows=args.long_train_rows)
+    splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
     logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)

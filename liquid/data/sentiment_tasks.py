@@ -120,6 +120,12 @@ INSTRUCTION_PHRASINGS = (
     'Determina el sentimiento de este texto: "{text}"',
 )
 RESPONSE = "El sentimiento del texto es {label}."
+# `--sentiment_response cue`: the response first quotes the words that decide the label (the adjective with its
+# verb and a "no", or the clause after "pero"), then states it; a neutral text is said to state a fact
+CUE_RESPONSE = 'Lo decisivo es "{cue}": el sentimiento del texto es {label}.'
+NEUTRAL_CUE_RESPONSE = "El texto solo da un dato, sin opinión: el sentimiento del texto es {label}."
+RESPONSE_FORMATS = ("label", "cue")
+DEFAULT_RESPONSE_FORMAT = "label"
 
 Pair = tuple[int, str]  # (subject index, adjective lemma)
 
@@ -137,11 +143,13 @@ def inflect(adjective: str, feminine: bool) -> str:
 
 @dataclass(frozen=True)
 class Sentence:
-    """A generated text, its label and the combination keys it uses."""
+    """A generated text, its label, the combination keys it uses and its cue (the words that decide the label:
+    the predicate of a plain or negated sentence, the clause after "pero"; empty for a neutral text)."""
 
     text: str
     label: str
     keys: tuple[tuple, ...]
+    cue: str = ""
 
 
 def _polar_sentence(rng: random.Random, label: str) -> Sentence:
@@ -155,17 +163,19 @@ def _polar_sentence(rng: random.Random, label: str) -> Sentence:
     intensifier = rng.choice(INTENSIFIERS) + " " if rng.random() < INTENSIFIER_PROBABILITY else ""
     if shape == PLAIN:
         adjectives = [rng.choice(same)]
-        text = f"{subject} {verb} {intensifier}{inflect(adjectives[0], feminine)}."
+        cue = f"{verb} {intensifier}{inflect(adjectives[0], feminine)}"
     elif shape == NEGATED:
         adjectives = [rng.choice(other)]
-        text = f"{subject} no {verb} {intensifier}{inflect(adjectives[0], feminine)}."
+        cue = f"no {verb} {intensifier}{inflect(adjectives[0], feminine)}"
     else:
         adjectives = [rng.choice(other), rng.choice(same)]
         while tuple(sorted(adjectives, key=POSITIVE_ADJECTIVES.__contains__, reverse=True)) in ANTONYMS:
             adjectives[1] = rng.choice(same)
         first, last = (inflect(a, feminine) for a in adjectives)
-        text = f"{subject} {verb} {first}{rng.choice(CONTRAST_JOINS)}{intensifier}{last}."
-    return Sentence(text, label, tuple(("pair", subject_index, a) for a in adjectives))
+        join, cue = rng.choice(CONTRAST_JOINS), f"pero {intensifier}{last}"
+        return Sentence(f"{subject} {verb} {first}{join}{intensifier}{last}.", label,
+                        tuple(("pair", subject_index, a) for a in adjectives), cue)
+    return Sentence(f"{subject} {cue}.", label, tuple(("pair", subject_index, a) for a in adjectives), cue)
 
 
 def _all_neutral() -> list[Sentence]:
@@ -214,9 +224,20 @@ def label_counts(n: int) -> list[str]:
     return labels + [NEUTRAL] * (n - len(labels))
 
 
-def _example(rng: random.Random, sentence: Sentence, subset: str) -> Example:
+def response(sentence: Sentence, response_format: str = DEFAULT_RESPONSE_FORMAT) -> str:
+    """The reference answer: the label alone ("label"), or the deciding words quoted first ("cue")."""
+    if response_format == "label":
+        return RESPONSE.format(label=sentence.label)
+    if response_format == "cue":
+        template = NEUTRAL_CUE_RESPONSE if sentence.label == NEUTRAL else CUE_RESPONSE
+        return template.format(cue=sentence.cue, label=sentence.label)
+    raise ValueError(f"unknown sentiment response format {response_format!r}; expected one of "
+                     f"{', '.join(RESPONSE_FORMATS)}")
+
+
+def _example(rng: random.Random, sentence: Sentence, subset: str, response_format: str) -> Example:
     instruction = rng.choice(INSTRUCTION_PHRASINGS).format(text=sentence.text)
-    return Example(instruction, RESPONSE.format(label=sentence.label), TASK, sentence.label, [sentence.label], subset)
+    return Example(instruction, response(sentence, response_format), TASK, sentence.label, [sentence.label], subset)
 
 
 def split_assignment(rng: random.Random) -> tuple[dict[tuple, str], dict[str, list[Sentence]]]:
@@ -241,8 +262,10 @@ def draw_polar(rng: random.Random, label: str, split: str, assignment: Mapping[t
     raise ValueError(f"could not draw a fresh {label} sentence for {split}")
 
 
-def sentiment_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
-    """Draw each split's sentences from its own combinations (held-out rows have unique texts)."""
+def sentiment_examples(rng: random.Random, counts: Mapping[str, int],
+                       response_format: str = DEFAULT_RESPONSE_FORMAT) -> dict[str, list[Example]]:
+    """Draw each split's sentences from its own combinations (held-out rows have unique texts); responses in
+    `response_format` (see `response`)."""
     assignment, neutral_by_split = split_assignment(rng)
 
     out: dict[str, list[Example]] = {}
@@ -263,6 +286,6 @@ def sentiment_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[st
             else:
                 sentence = draw_polar(rng, label, split, assignment, texts if held_out else frozenset())
             texts.add(sentence.text)
-            rows.append(_example(rng, sentence, subset))
+            rows.append(_example(rng, sentence, subset, response_format))
         out[split] = rows
     return out
