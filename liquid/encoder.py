@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -44,6 +45,24 @@ def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)
 
 
+def dilated_conv(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
+    """The centred dilated convolution as one matrix product over K shifted copies of the sequence.
+
+    ``y_t = b + sum_k W[:, :, k] h_{t + r (k - (K - 1) / 2)}`` with zeros outside the sequence: the same numbers
+    as ``F.conv1d(h^T, W, b, padding=r (K - 1) / 2, dilation=r)^T`` (tests/test_encoder.py). At the default
+    run's sizes (B*T of a few hundred rows, D = 128) one GEMM of (B*T, K*D) x (K*D, D) is several times faster
+    than the oneDNN convolution on CPU, forward and backward (benchmarks/NOTES.md).
+    h (B, T, D_in), weight (D_out, D_in, K) as nn.Conv1d stores it -> (B, T, D_out).
+    """
+    kernel = weight.shape[-1]
+    length = h.shape[1]
+    left = dilation * (kernel - 1) // 2
+    padded = F.pad(h, (0, 0, left, dilation * (kernel - 1) - left))  # (B, T + r (K - 1), D_in)
+    shifted = torch.cat([padded[:, k * dilation: k * dilation + length] for k in range(kernel)], dim=-1)
+    # shifted: (B, T, K * D_in), tap k in block k; the weight as (D_out, K * D_in) in the same order
+    return F.linear(shifted, weight.permute(0, 2, 1).reshape(weight.shape[0], -1), bias)
+
+
 class DilatedConvBlock(nn.Module):
     """x + W_o GELU(Conv1d_r(RMSNorm(x))), the convolution centred with dilation r; W_o starts at zero."""
 
@@ -63,7 +82,7 @@ class DilatedConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         h = masked(self.norm(x), mask)  # padding must not leak through the kernel
-        h = self.conv(h.transpose(1, 2)).transpose(1, 2)  # (B, D, T) -> (B, T, D)
+        h = dilated_conv(h, self.conv.weight, self.conv.bias, self.conv.dilation[0])  # (B, T, D)
         return x + self.dropout(self.proj(self.act(h)))
 
 

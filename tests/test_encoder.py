@@ -53,3 +53,28 @@ def test_block_is_prenorm_conv_gelu_projection():
     conv = F.conv1d(normed.transpose(1, 2), block.conv.weight, block.conv.bias, padding=2, dilation=2).transpose(1, 2)
     expected = x + F.gelu(conv) @ block.proj.weight.T + block.proj.bias
     torch.testing.assert_close(block(x, mask), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, dilation, length", [(3, 1, 9), (3, 2, 11), (3, 4, 5), (5, 2, 13), (4, 1, 7)])
+def test_dilated_conv_as_shifted_matmul_equals_conv1d(kernel, dilation, length):
+    """dilated_conv against F.conv1d with the same weights (nn.Conv1d's padding rule), values and gradients."""
+    from liquid.encoder import dilated_conv
+
+    torch.manual_seed(kernel * 10 + dilation)
+    h = torch.randn(3, length, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(6, 8, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    pad = dilation * (kernel - 1) // 2
+    if dilation * (kernel - 1) % 2:  # even kernels: Conv1d pads the same amount on both sides and drops one output
+        reference = F.conv1d(F.pad(h.transpose(1, 2), (pad, pad + dilation * (kernel - 1) - 2 * pad)), weight, bias,
+                             dilation=dilation).transpose(1, 2)
+    else:
+        reference = F.conv1d(h.transpose(1, 2), weight, bias, padding=pad, dilation=dilation).transpose(1, 2)
+    ours = dilated_conv(h, weight, bias, dilation)
+    assert ours.shape == reference.shape == (3, length, 6)
+    torch.testing.assert_close(ours, reference)
+    probe = torch.randn_like(ours)
+    grads = torch.autograd.grad((ours * probe).sum(), (h, weight, bias))
+    expected = torch.autograd.grad((reference * probe).sum(), (h, weight, bias))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
