@@ -205,7 +205,7 @@ def test_time_budget_schedule_reaches_its_floor_at_the_budget(tmp_path, monkeypa
     and elapsed time carries over a resume (state.elapsed_seconds)."""
     data = write_rows(tmp_path / "train.jsonl", 6, seed=6)
     args = parse_args([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_time_minutes", "10",
-                       "--output_dir", str(tmp_path / "run")])
+                       "--lr_schedule", "cosine", "--output_dir", str(tmp_path / "run")])
     trainer = trainer_module.Trainer(args, trainer_module.init_distributed(args.device))
     clock = {"now": 1000.0}
     monkeypatch.setattr(trainer_module.time, "monotonic", lambda: clock["now"])
@@ -221,8 +221,8 @@ def test_time_budget_schedule_reaches_its_floor_at_the_budget(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("flags, half, three_quarters", [
-    ([], 0.5, 0.5 * (1 + math.cos(math.pi * 0.75))),
-    (["--lr_schedule", "linear"], 0.5, 0.25),
+    (["--lr_schedule", "cosine"], 0.5, 0.5 * (1 + math.cos(math.pi * 0.75))),
+    ([], 0.5, 0.25),  # the default: linear decay to 0
     (["--lr_schedule", "wsd", "--decay_share", "0.5"], 1.0, 1 - math.sqrt(0.5)),
 ])
 def test_lr_schedule_flag_shapes_the_time_budget_decay(tmp_path, monkeypatch, flags, half, three_quarters):

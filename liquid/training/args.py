@@ -34,7 +34,7 @@ from liquid.training.schedule import DEFAULT_DECAY_SHARE, DEFAULT_LR_SCHEDULE, L
 logger = logging.getLogger(__name__)
 
 # Defaults of a no-argument `python main.py`: the `small` preset on the shipped data for a fixed wall-clock
-# budget (DEFAULT_TIME_BUDGET_MINUTES of training, validations and checkpoints included; the cosine schedule
+# budget (DEFAULT_TIME_BUDGET_MINUTES of training, validations and checkpoints included; the learning-rate schedule
 # ends exactly at the budget), so the whole command stays under 15 minutes on a 2-core CPU and a faster
 # machine simply takes more steps (wall time measured in the README's Results section).
 DEFAULT_TIME_BUDGET_MINUTES = 13.5  # whole command 13m54s on the 2-core AMD EPYC (README, Results)
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--monitor_every", type=int, default=DEFAULT_MONITOR_EVERY)
     run.add_argument("--keep_last", type=int, default=DEFAULT_KEEP_LAST)
     run.add_argument("--max_time_minutes", type=float, default=None,
-                     help="wall-clock budget of the run: the cosine schedule ends when it is spent, then the run "
+                     help="wall-clock budget of the run: the learning-rate schedule ends when it is spent, then the run "
                           f"validates and saves (default {DEFAULT_TIME_BUDGET_MINUTES:g} when no step or epoch "
                           "count is given)")
     return parser
