@@ -2,6 +2,7 @@
 
     python scripts/analyse_predictions.py <eval dir>/predictions.jsonl                       # both reports
     python scripts/analyse_predictions.py <eval dir>/predictions.jsonl --ablation_rows 600   # the ablation's rows
+    python scripts/analyse_predictions.py <eval dir>/predictions.jsonl --samples             # README example rows
 
 * Ablation rows: `python -m liquid.ablate --max_test_rows N` scores every variant on one seeded sample of N
   test rows; this prints a full run's accuracy on the same rows (from the per-row `accuracy` field that
@@ -9,6 +10,8 @@
 * Copy errors: a wrong equation whose first step (the text up to its second `=`, e.g.
   `Restamos 15 en ambos lados: -6x = 51 - 15 =`) differs from the reference's copied a number or sign
   from the instruction wrongly; the other wrong equations went wrong later, in the arithmetic.
+* Samples (`--samples`): the README's table of example outputs, rows drawn with `random.Random(7)` among the
+  right and the wrong answers of each task (`SAMPLE_PLAN`), printed as markdown rows.
 * First wrong link: for every wrong math answer, the link where the prediction first leaves its reference, as
   the template of the link's left side (numbers of two or more digits read `N`, single digits `d`: `100 / 4 =`
   -> `N / d`), counted per subset; `(text)` when it leaves the reference in words, not in a link's result.
@@ -80,11 +83,26 @@ def task_accuracy(rows: list[dict]) -> dict[str, float]:
     return {task: sum(values) / len(values) for task, values in scores.items()}
 
 
+SAMPLE_PLAN = (("sentiment", True, 2), ("qa", True, 2), ("qa", False, 1), ("math", True, 2), ("math", False, 3))
+SAMPLE_SEED = 7
+
+
+def sample_rows(rows: list[dict], plan=SAMPLE_PLAN, seed: int = SAMPLE_SEED) -> list[tuple[dict, bool]]:
+    """(row, right) pairs: for each (task, right, k) of `plan`, k rows drawn from that task's right or wrong answers."""
+    rng = random.Random(seed)
+    chosen = []
+    for task, right, count in plan:
+        pool = [r for r in rows if r.get("task") == task and (r["accuracy"] == 1.0) == right]
+        chosen += [(row, right) for row in rng.sample(pool, min(count, len(pool)))]
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("predictions", type=Path)
     parser.add_argument("--ablation_rows", type=int, default=600, help="size of the ablation's test sample")
     parser.add_argument("--top", type=int, default=10, help="how many first-wrong-link templates to print")
+    parser.add_argument("--samples", action="store_true", help="print the README's example rows instead")
     args = parser.parse_args(argv)
     try:
         rows = [json.loads(line) for line in args.predictions.read_text(encoding="utf-8").splitlines() if line]
@@ -92,6 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {args.predictions}: {error}") from None
     if not rows or "accuracy" not in rows[0]:
         raise SystemExit(f"error: {args.predictions}: not an evaluate.py predictions.jsonl (no `accuracy` field)")
+    if args.samples:
+        for row, right in sample_rows(rows):
+            print(f"| {row['task']} | {row['instruction']} | {row['prediction']} | {'✓' if right else '✗'} |")
+        return
     sample = ablation_sample(rows, args.ablation_rows)
     scores = task_accuracy(sample)
     print(f"accuracy on the ablation's {len(sample)} test rows: "

@@ -68,3 +68,14 @@ def test_the_report_prints_the_first_wrong_links(tmp_path, capsys):
     ap.main([str(path), "--ablation_rows", "0"])
     out = capsys.readouterr().out
     assert "first wrong link of the 2 wrong math answers" in out and "2  equation      N - d =" in out
+
+
+def test_samples_draw_the_planned_number_of_right_and_wrong_rows_per_task():
+    rows = [{"task": task, "accuracy": float(i % 2), "instruction": f"{task} {i}", "prediction": "p"}
+            for task in ("math", "qa", "sentiment") for i in range(10)]
+    chosen = ap.sample_rows(rows)
+    plan = [(row["task"], right) for row, right in chosen]
+    assert plan == [("sentiment", True)] * 2 + [("qa", True)] * 2 + [("qa", False)] + [("math", True)] * 2 + \
+        [("math", False)] * 3
+    assert all((row["accuracy"] == 1.0) == right for row, right in chosen)
+    assert chosen == ap.sample_rows(rows)  # seeded: the same rows every time
