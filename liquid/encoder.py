@@ -50,8 +50,8 @@ def dilated_conv(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
     ``y_t = b + sum_k W[:, :, k] h_{t + r (k - (K - 1) / 2)}`` with zeros outside the sequence: the same numbers
     as ``F.conv1d(h^T, W, b, padding=r (K - 1) / 2, dilation=r)^T`` (tests/test_encoder.py). At the default
-    run's sizes (B*T of a few hundred rows, D = 128) one GEMM of (B*T, K*D) x (K*D, D) is several times faster
-    than the oneDNN convolution on CPU, forward and backward (benchmarks/NOTES.md).
+    run's sizes (B*T of a few hundred rows, D = 128) one GEMM of (B*T, K*D) x (K*D, D) costs less than the oneDNN
+    convolution on CPU: the training step is 1.03-1.04x faster with it (benchmarks/NOTES.md, #12).
     h (B, T, D_in), weight (D_out, D_in, K) as nn.Conv1d stores it -> (B, T, D_out).
     """
     kernel = weight.shape[-1]

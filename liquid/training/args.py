@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--monitor_every", type=int, default=DEFAULT_MONITOR_EVERY)
     run.add_argument("--keep_last", type=int, default=DEFAULT_KEEP_LAST)
     run.add_argument("--max_time_minutes", type=float, default=None,
-                     help="wall-clock budget of the run: the learning-rate schedule ends when it is spent, then the run "
-                          f"validates and saves (default {DEFAULT_TIME_BUDGET_MINUTES:g} when no step or epoch "
+                     help="wall-clock budget of the run: the learning-rate schedule ends when it is spent, then "
+                          f"the run validates and saves (default {DEFAULT_TIME_BUDGET_MINUTES:g} when no step or epoch "
                           "count is given)")
     return parser
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 
 LR_SCHEDULES = ("cosine", "linear", "wsd")
-DEFAULT_LR_SCHEDULE = "linear"  # beat the cosine on both seeds at the 13.5-minute budget (docs/experiments.md, session 10)
+# linear beat the cosine on both seeds at the 13.5-minute budget (docs/experiments.md, session 10)
+DEFAULT_LR_SCHEDULE = "linear"
 DEFAULT_DECAY_SHARE = 0.5
 
 

@@ -1,4 +1,4 @@
-"""The training loop: data, model, AdamW + a decaying learning-rate schedule, mixed precision, DDP, validation, checkpoints.
+"""The training loop: data, model, AdamW + a learning-rate schedule, mixed precision, DDP, validation, checkpoints.
 
 One optimizer step consumes one global batch split into `grad_accum_steps` micro-batches:
 
