@@ -1,12 +1,16 @@
 """Training-step time on CPU: fp32 vs bf16 autocast (the choice behind `--precision auto` on CPU).
 
-    python benchmarks/bench_precision.py                 # small preset, batch 16, 3 timed steps each
+    python benchmarks/bench_precision.py                 # small preset, batch 16, the default run's shapes
     python benchmarks/bench_precision.py --preset tiny --steps 10
+    python benchmarks/bench_precision.py --source_length 32 --target_length 64   # one fixed shape instead
     python benchmarks/bench_precision.py --model mlp       # matmul-only proxy: the preset's FFN widths
 
-Both precisions train the same model from the same initial weights on the same synthetic batch; the
+Both precisions train the same model from the same initial weights on the same synthetic batches; the
 timed steps alternate between them (fp32, bf16, fp32, ...) so load changes on a shared machine hit
-both alike. Prints the median step time of each and the ratio bf16 / fp32 (> 1: bf16 is slower).
+both alike. By default a timed step is one pass over the (source, target) shapes of the default run's
+length-grouped batches (`bench_step.SHAPES`, the 10/30/50/70/90th percentiles), because a real run changes
+shape at every step and the small shapes are where bf16 autocast pays most for its casts. Prints the
+median time of each and the ratio bf16 / fp32 (> 1: bf16 is slower).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from liquid.config import LiquidConfig  # noqa: E402
 from liquid.modeling import LiquidFoundationModelOptimized  # noqa: E402
 from liquid.training.trainer import autocast_context, build_optimizer  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_step import SHAPES  # noqa: E402  (source, target) of the default run's batches
 
 VOCAB_SIZE = 2000  # the default tokenizer's vocabulary
 FIRST_REAL_TOKEN = 4  # ids below are the special tokens
@@ -59,13 +66,15 @@ class FeedForwardProxy(torch.nn.Module):
         return argparse.Namespace(loss=loss)
 
 
-def timed_step(model, optimizer, batch, precision: str) -> float:
+def timed_step(model, optimizer, batches, precision: str) -> float:
+    """Seconds for one optimizer step per batch of `batches` (forward, backward, AdamW)."""
     start = time.perf_counter()
-    with autocast_context(precision, DEVICE):
-        loss = model(**batch).loss
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    for batch in batches:
+        with autocast_context(precision, DEVICE):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     return time.perf_counter() - start
 
 
@@ -73,8 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--source_length", type=int, default=32)
-    parser.add_argument("--target_length", type=int, default=64)
+    parser.add_argument("--source_length", type=int, default=None, help="with --target_length: one fixed shape")
+    parser.add_argument("--target_length", type=int, default=None)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--model", choices=("liquid", "mlp"), default="liquid")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -87,17 +96,20 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         model = copy.deepcopy(base).train()
         runs[precision] = (model, build_optimizer(model, 1e-3, 0.01), [])
-    batch = make_batch(args.batch_size, args.source_length, args.target_length)
+    if (args.source_length is None) != (args.target_length is None):
+        parser.error("--source_length and --target_length go together")
+    shapes = [(args.source_length, args.target_length)] if args.source_length else SHAPES
+    batches = [make_batch(args.batch_size, source, target) for source, target in shapes]
     for step in range(WARMUP_STEPS + args.steps):
         for precision, (model, optimizer, times) in runs.items():
-            seconds = timed_step(model, optimizer, batch, precision)
+            seconds = timed_step(model, optimizer, batches, precision)
             if step >= WARMUP_STEPS:
                 times.append(seconds)
     medians = {precision: statistics.median(times) for precision, (_, _, times) in runs.items()}
-    print(f"model {args.model}, preset {args.preset}, batch {args.batch_size} x ({args.source_length} -> {args.target_length}) tokens, "
-          f"{args.threads} threads, {args.steps} timed steps each")
+    print(f"model {args.model}, preset {args.preset}, batch {args.batch_size}, (source, target) shapes {shapes}, "
+          f"{args.threads} threads, {args.steps} timed passes each")
     for precision, seconds in medians.items():
-        print(f"  {precision:5s} median step {seconds * 1000:8.1f} ms")
+        print(f"  {precision:5s} median pass {seconds * 1000:8.1f} ms ({seconds * 1000 / len(shapes):.1f} ms per step)")
     print(f"  ratio bf16 / fp32 = {medians['bf16'] / medians['fp32']:.2f}  (> 1: bf16 autocast is slower on this CPU)")
 
 

@@ -1,4 +1,4 @@
-"""`--precision auto` on CPU decides from the CPU's bf16 matrix units (probes monkeypatched)."""
+"""`--precision auto` on CPU is fp32 whatever bf16 matrix units the CPU has, and logs them (probes monkeypatched)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ def fake_cpu(monkeypatch: pytest.MonkeyPatch, amx: bool, avx512_bf16: bool) -> N
 
 
 @pytest.mark.parametrize("amx,avx512_bf16,units,expected", [
-    (True, True, "AMX", "bf16"),
-    (False, True, "AVX512-BF16", "bf16"),
+    (True, True, "AMX", "fp32"),
+    (False, True, "AVX512-BF16", "fp32"),
     (False, False, None, "fp32"),
 ])
-def test_auto_follows_bf16_units_and_logs_it(monkeypatch, caplog, amx, avx512_bf16, units, expected):
+def test_auto_is_fp32_on_cpu_and_logs_the_units(monkeypatch, caplog, amx, avx512_bf16, units, expected):
     fake_cpu(monkeypatch, amx, avx512_bf16)
     assert trainer.cpu_bf16_units() == units
     with caplog.at_level(logging.INFO, logger=trainer.logger.name):

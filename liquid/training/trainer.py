@@ -58,11 +58,12 @@ from liquid.training.schedule import DEFAULT_DECAY_SHARE, DEFAULT_LR_SCHEDULE, l
 
 logger = logging.getLogger(__name__)
 
-# Measured by benchmarks/bench_precision.py on this project's 2-core AMD CPU (no AVX512-BF16 / AMX):
-# bf16 autocast is slower than fp32 there, so fp32 is --precision auto on a CPU without bf16 matrix units.
+# `--precision auto` on CPU: fp32, on every CPU. bf16 autocast was slower on both kinds of machine this project
+# runs on (benchmarks/bench_precision.py, the default run's batch shapes): 8x on the 2-core AMD EPYC (no bf16
+# units) and 1.9x on a 2-core Intel Xeon with AMX, where the bf16 default run made 4,785 steps in its budget
+# against fp32's 10,501 (docs/experiments.md, session 11): at this model's sizes the casts cost more than the
+# faster matmuls give. The CPU's bf16 units are still detected and logged; `--precision bf16` uses them.
 CPU_AUTO_PRECISION = "fp32"
-# CPUs with these run bf16 matmuls several times faster than fp32 (issue 10: AMX 1.9 TFLOP/s vs 270 GFLOP/s
-# fp32), so auto picks bf16 there: (name, probe in torch.cpu), first match wins.
 CPU_BF16_UNITS = (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 LOG_FILE = "log.jsonl"
@@ -143,17 +144,17 @@ def cpu_bf16_units() -> str | None:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> bf16 on CUDA (fp16 where bf16 is unsupported); on CPU bf16 where it has bf16 matrix
-    units (`cpu_bf16_units`), else `CPU_AUTO_PRECISION`. Logs what auto chose and why."""
+    """``auto`` -> bf16 on CUDA (fp16 where bf16 is unsupported); on CPU `CPU_AUTO_PRECISION` (fp32), whatever
+    bf16 matrix units it has (`cpu_bf16_units`, logged). Logs what auto chose and why."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     units = cpu_bf16_units()
-    chosen = "bf16" if units else CPU_AUTO_PRECISION
-    logger.info("--precision auto on CPU (capability %s, bf16 matrix units: %s): %s",
-                torch.backends.cpu.get_cpu_capability(), units or "none", chosen)
-    return chosen
+    logger.info("--precision auto on CPU (capability %s, bf16 matrix units: %s): %s (bf16 autocast measured "
+                "1.9-8x slower per training step at this project's sizes; --precision bf16 to use it anyway)",
+                torch.backends.cpu.get_cpu_capability(), units or "none", CPU_AUTO_PRECISION)
+    return CPU_AUTO_PRECISION
 
 
 def autocast_context(precision: str, device: torch.device):
