@@ -134,30 +134,67 @@ def _evaluate(expression: str, x: Fraction | None = None) -> Fraction:
     return walk(ast.parse(expression, mode="eval").body)
 
 
+def _assert_math_steps(row: dict) -> None:
+    """Every arithmetic link of a math response is exactly true, and the last sentence gives the answer."""
+    sentences = row["response"].removesuffix(".").split(". ")
+    answer = Fraction(int(row["answer"]))
+    steps = 0
+    for sentence in sentences:
+        body = sentence.split(":", 1)[1] if ":" in sentence else sentence
+        if "=" not in body or "%" in body:
+            continue
+        parts = [p.strip() for p in body.split("=")]
+        for left, right in zip(parts, parts[1:]):
+            if "x" in left or "x" in right:
+                continue  # an equation link: the question check below covers x
+            assert _evaluate(left) == _evaluate(right), (row["response"], left, right)
+            steps += 1
+    assert steps >= 1
+    assert row["answer"] in sentences[-1]
+    if row["subset"] == "equation":
+        left, right = _equation(row["instruction"])
+        assert _evaluate(left, answer) == right, row["instruction"]
+        assert sentences[-1] == f"La solución es x = {row['answer']}"
+        assert -10 <= answer <= 10
+
+
 def test_math_steps_are_correct(rows: dict[str, list[dict]]) -> None:
     for split in SPLITS:
         checked = rows[split][::4] if split == "train" else rows[split]  # a quarter of train keeps this fast
         for row in (r for r in checked if r["task"] == "math"):
-            sentences = row["response"].removesuffix(".").split(". ")
-            answer = Fraction(int(row["answer"]))
-            steps = 0
-            for sentence in sentences:
-                body = sentence.split(":", 1)[1] if ":" in sentence else sentence
-                if "=" not in body or "%" in body:
-                    continue
-                parts = [p.strip() for p in body.split("=")]
-                for left, right in zip(parts, parts[1:]):
-                    if "x" in left or "x" in right:
-                        continue  # an equation link: the question check below covers x
-                    assert _evaluate(left) == _evaluate(right), (row["response"], left, right)
-                    steps += 1
-            assert steps >= 1
-            assert row["answer"] in sentences[-1]
-            if row["subset"] == "equation":
-                left, right = _equation(row["instruction"])
-                assert _evaluate(left, answer) == right, row["instruction"]
-                assert sentences[-1] == f"La solución es x = {row['answer']}"
-                assert -10 <= answer <= 10
+            _assert_math_steps(row)
+
+
+def _word_key(row: Example) -> tuple:
+    """What a word problem is about, phrasing aside: the percentage it asks for, if any, its response's first
+    clause and the first expression it computes (``760 / 8``: the numbers in the generator's order)."""
+    clause, rest = row.response.split(": ", 1)
+    return tuple(re.findall(r"(\d+)%", row.instruction)), clause, rest.split(" =", 1)[0]
+
+
+def test_dense_train_numbers_change_train_word_problems_only() -> None:
+    """--train_word_numbers dense: validation and test are the shipped ones; the train split's word problems draw
+    speeds off the 5 km/h grid and prices above 25, every link still true, no held-out problem in train."""
+    small = {"train": {"math": 1800, "qa": 30, "sentiment": 30},
+             "validation": {"math": 120, "qa": 12, "sentiment": 12},
+             "test": {"math": 120, "qa": 12, "sentiment": 12}}
+    shipped, dense = build_splits(0, small), build_splits(0, small, train_word_numbers="dense")
+    for split in ("validation", "test"):
+        assert [r.to_json() for r in shipped[split]] == [r.to_json() for r in dense[split]]
+    words = [r for r in dense["train"] if r.subset == "word_problem"]
+    assert sorted(r.to_json() for r in shipped["train"] if r.subset != "word_problem") == \
+           sorted(r.to_json() for r in dense["train"] if r.subset != "word_problem")
+    speeds = [int(m) for r in words for m in re.findall(r"(\d+) km/h", r.instruction + " " + r.response)]
+    assert any(v % 5 for v in speeds) and all(v % 5 == 0 for r in shipped["train"]
+                                              for v in map(int, re.findall(r"(\d+) km/h", r.instruction)))
+    assert max(int(re.search(r"(\d+) euros cada", r.instruction).group(1)) for r in words
+               if re.search(r"(\d+) euros cada", r.instruction)) > 25
+    held = {_word_key(r) for split in ("validation", "test") for r in dense[split] if r.subset == "word_problem"}
+    assert not held & {_word_key(r) for r in words}
+    for row in words:
+        _assert_math_steps(json.loads(row.to_json()))
+    with pytest.raises(ValueError, match="unknown train_numbers"):
+        build_splits(0, small, train_word_numbers="sparse")
 
 
 def test_word_problem_numbers_are_small(rows: dict[str, list[dict]]) -> None:

@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 from liquid.data.loading import SPLIT_NAMES, Example
 from liquid.data.long_text_tasks import long_text_examples
-from liquid.data.math_tasks import equation_examples, word_problem_examples
+from liquid.data.math_tasks import DEFAULT_TRAIN_NUMBERS, TRAIN_NUMBERS, equation_examples, word_problem_examples
 from liquid.data.qa_tasks import qa_examples
 from liquid.data.sentiment_tasks import DEFAULT_RESPONSE_FORMAT as DEFAULT_SENTIMENT_RESPONSE
 from liquid.data.sentiment_tasks import RESPONSE_FORMATS as SENTIMENT_RESPONSES
@@ -63,14 +63,17 @@ def check_disjoint(splits: Mapping[str, Sequence[Example]]) -> None:
 
 def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]] = TASK_SIZES,
                  long_train_rows: int = 0,
-                 sentiment_response: str = DEFAULT_SENTIMENT_RESPONSE) -> dict[str, list[Example]]:
+                 sentiment_response: str = DEFAULT_SENTIMENT_RESPONSE,
+                 train_word_numbers: str = DEFAULT_TRAIN_NUMBERS) -> dict[str, list[Example]]:
     """Generate every split (train with `long_train_rows` long texts of training sentences; sentiment responses
-    in the `sentiment_response` format), verify disjointness and shuffle rows of all tasks together. The format
-    changes only the sentiment responses: the same seed gives the same instructions, answers and splits."""
+    in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
+    `liquid.data.math_tasks.TRAIN_NUMBERS`), verify disjointness and shuffle rows of all tasks together. The
+    sentiment format changes only the sentiment responses and the number grid only the train split's word problems:
+    the same seed gives the same validation and test splits."""
     math_parts = _math_parts(sizes)
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
-        ("word_problem", word_problem_examples, math_parts["word_problem"]),
+        ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers), math_parts["word_problem"]),
         ("qa", qa_examples, {split: sizes[split]["qa"] for split in SPLIT_NAMES}),
         ("sentiment", partial(sentiment_examples, response_format=sentiment_response),
          {split: sizes[split]["sentiment"] for split in SPLIT_NAMES}),
@@ -125,11 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="long texts of training sentences added to train.jsonl (default 0: none)")
     parser.add_argument("--sentiment_response", choices=SENTIMENT_RESPONSES, default=DEFAULT_SENTIMENT_RESPONSE,
                         help="sentiment answers: the label alone, or the deciding words quoted before it (cue)")
+    parser.add_argument("--train_word_numbers", choices=tuple(TRAIN_NUMBERS), default=DEFAULT_TRAIN_NUMBERS,
+                        help="number grid of the train split's word problems: the held-out splits' (shipped) or a "
+                             "denser one (speeds in steps of 1 km/h, unit prices up to 49 euros); held-out keys "
+                             "stay out of train either way")
     args = parser.parse_args(argv)
     if args.long_train_rows < 0:
         parser.error(f"--long_train_rows must be >= 0, got {args.long_train_rows}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response)
+    splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response,
+                          train_word_numbers=args.train_word_numbers)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
     logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)

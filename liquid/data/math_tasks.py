@@ -213,6 +213,23 @@ SPEED_STEP = 5
 MIN_SPEED = 10
 HOURS_RANGE = range(2, 9)
 
+
+@dataclass(frozen=True)
+class WordNumbers:
+    """The number grid word problems draw from. Every held-out split uses `SHIPPED_NUMBERS`; the train split may
+    use a denser grid (`TRAIN_NUMBERS`), so that the digit facts of a held-out problem (``76 = 72 + 4`` for
+    ``760 / 8``) also occur in training problems around it (``752 / 8 = (720 + 32) / 8``) without the held-out
+    problem itself being there: the train split still avoids every held-out key."""
+
+    speed_step: int  # speeds are MIN_SPEED, MIN_SPEED + speed_step, ... up to the vehicle's top speed
+    unit_prices: range  # prices of the "total" problems
+
+
+SHIPPED_NUMBERS = WordNumbers(speed_step=SPEED_STEP, unit_prices=UNIT_PRICE_RANGE)
+DENSE_NUMBERS = WordNumbers(speed_step=1, unit_prices=range(2, 50))
+TRAIN_NUMBERS = {"shipped": SHIPPED_NUMBERS, "dense": DENSE_NUMBERS}  # --train_word_numbers
+DEFAULT_TRAIN_NUMBERS = "shipped"
+
 CHANGE_PHRASINGS = (
     "{name} paga con {paid} euros una compra de {price} euros. ¿Cuánto dinero le devuelven?",
     "{name} compra {item} que cuesta {price} euros y paga con un billete de {paid} euros. ¿Cuánto le devuelven?",
@@ -263,7 +280,7 @@ class WordProblem:
         return Example(self.instruction, self.response, TASK, str(self.answer), list(self.concepts), WORD_SUBSET)
 
 
-def _change(rng: random.Random) -> WordProblem:
+def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
     paid = rng.choice(BANKNOTES)
     price = rng.randrange(1, paid)
     rest = paid - price
@@ -274,8 +291,8 @@ def _change(rng: random.Random) -> WordProblem:
     return WordProblem(("change", paid, price), instruction, response, rest, ("cambio", str(rest)))
 
 
-def _total(rng: random.Random) -> WordProblem:
-    n, price = rng.choice(QUANTITY_RANGE), rng.choice(UNIT_PRICE_RANGE)
+def _total(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+    n, price = rng.choice(QUANTITY_RANGE), rng.choice(numbers.unit_prices)
     singular, plural, feminine = rng.choice(GOODS)
     total = n * price
     instruction = rng.choice(TOTAL_PHRASINGS).format(name=rng.choice(NAMES), n=n, plural=plural, singular=singular,
@@ -303,7 +320,7 @@ def _percent_steps(p: int, base: int) -> tuple[str, int]:
     return f"{first} Multiplicamos por {k}: {chain_text(mul_chain(tenth, k))}.", tenth * k
 
 
-def _percent(rng: random.Random) -> WordProblem:
+def _percent(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
     p = rng.choice(PERCENTS)
     base = rng.choice(PERCENT_BASES_20 if p in QUARTER_PERCENTS else PERCENT_BASES_10)
     steps, result = _percent_steps(p, base)
@@ -313,9 +330,9 @@ def _percent(rng: random.Random) -> WordProblem:
     return WordProblem(("percent", p, base), instruction, response, result, (f"{p}%", str(result)))
 
 
-def _motion_numbers(rng: random.Random) -> tuple[str, int, int]:
+def _motion_numbers(rng: random.Random, numbers: WordNumbers) -> tuple[str, int, int]:
     subject, top = rng.choice(VEHICLES)
-    speed = rng.randrange(MIN_SPEED, top + 1, SPEED_STEP)
+    speed = rng.randrange(MIN_SPEED, top + 1, numbers.speed_step)
     return subject, speed, rng.choice(HOURS_RANGE)
 
 
@@ -323,8 +340,8 @@ def _motion_text(template: str, subject: str, speed: int, hours: int) -> str:
     return template.format(V=subject, v=subject[0].lower() + subject[1:], speed=speed, t=hours, d=speed * hours)
 
 
-def _speed(rng: random.Random) -> WordProblem:
-    subject, speed, hours = _motion_numbers(rng)
+def _speed(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+    subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
     response = (f"La velocidad es la distancia dividida entre el tiempo: {chain_text(div_chain(d, hours))}. "
                 f"La velocidad media es {speed} km/h.")
@@ -332,8 +349,8 @@ def _speed(rng: random.Random) -> WordProblem:
                        response, speed, ("velocidad", str(speed)))
 
 
-def _distance(rng: random.Random) -> WordProblem:
-    subject, speed, hours = _motion_numbers(rng)
+def _distance(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+    subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
     response = (f"La distancia es la velocidad por el tiempo: {chain_text(mul_chain(speed, hours))}. "
                 f"Recorre {d} km.")
@@ -341,8 +358,8 @@ def _distance(rng: random.Random) -> WordProblem:
                        response, d, ("distancia", str(d)))
 
 
-def _time(rng: random.Random) -> WordProblem:
-    subject, speed, hours = _motion_numbers(rng)
+def _time(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+    subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
     response = (f"El tiempo es la distancia dividida entre la velocidad: {chain_text(div_chain(d, speed))}. "
                 f"Tarda {hours} horas.")
@@ -350,23 +367,29 @@ def _time(rng: random.Random) -> WordProblem:
                        response, hours, ("tiempo", str(hours)))
 
 
-WORD_PROBLEM_KINDS: tuple[Callable[[random.Random], WordProblem], ...] = (
+WORD_PROBLEM_KINDS: tuple[Callable[[random.Random, WordNumbers], WordProblem], ...] = (
     _change, _total, _percent, _speed, _distance, _time)
 MAX_TRIES_PER_ROW = 1000
 
 
-def word_problem_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
-    """Kinds in round-robin; held-out splits get fresh keys and unique instructions, train avoids their keys."""
+def word_problem_examples(rng: random.Random, counts: Mapping[str, int],
+                          train_numbers: str = DEFAULT_TRAIN_NUMBERS) -> dict[str, list[Example]]:
+    """Kinds in round-robin; held-out splits get fresh keys and unique instructions, train avoids their keys.
+    Held-out splits draw from `SHIPPED_NUMBERS` first, so `train_numbers` (a `TRAIN_NUMBERS` name) changes the
+    train rows only."""
+    if train_numbers not in TRAIN_NUMBERS:
+        raise ValueError(f"unknown train_numbers {train_numbers!r}; choose one of {', '.join(TRAIN_NUMBERS)}")
     held_keys: set[tuple] = set()
     out: dict[str, list[Example]] = {}
     for split in HELD_OUT_ORDER:
         held_out = split != "train"
+        numbers = SHIPPED_NUMBERS if held_out else TRAIN_NUMBERS[train_numbers]
         rows: list[Example] = []
         seen_instructions: set[str] = set()
         for index in range(counts[split]):
             make = WORD_PROBLEM_KINDS[index % len(WORD_PROBLEM_KINDS)]
             for _ in range(MAX_TRIES_PER_ROW):
-                problem = make(rng)
+                problem = make(rng, numbers)
                 if held_out and (problem.key in held_keys or problem.instruction in seen_instructions):
                     continue
                 if not held_out and problem.key in held_keys:
