@@ -173,12 +173,12 @@ def _word_key(row: Example) -> tuple:
 
 
 def test_dense_train_numbers_change_train_word_problems_only() -> None:
-    """--train_word_numbers dense: validation and test are the shipped ones; the train split's word problems draw
+    """--train_word_numbers dense (the default): validation and test are those of the shipped grid; the train split's word problems draw
     speeds off the 5 km/h grid and prices above 25, every link still true, no held-out problem in train."""
     small = {"train": {"math": 1800, "qa": 30, "sentiment": 30},
              "validation": {"math": 120, "qa": 12, "sentiment": 12},
              "test": {"math": 120, "qa": 12, "sentiment": 12}}
-    shipped, dense = build_splits(0, small), build_splits(0, small, train_word_numbers="dense")
+    shipped, dense = build_splits(0, small, train_word_numbers="shipped"), build_splits(0, small)  # dense: the default
     for split in ("validation", "test"):
         assert [r.to_json() for r in shipped[split]] == [r.to_json() for r in dense[split]]
     words = [r for r in dense["train"] if r.subset == "word_problem"]
