@@ -172,13 +172,15 @@ def _word_key(row: Example) -> tuple:
     return tuple(re.findall(r"(\d+)%", row.instruction)), clause, rest.split(" =", 1)[0]
 
 
-def test_dense_train_numbers_change_train_word_problems_only() -> None:
-    """--train_word_numbers dense (the default): validation and test are those of the shipped grid; the train split's word problems draw
-    speeds off the 5 km/h grid and prices above 25, every link still true, no held-out problem in train."""
+@pytest.mark.parametrize("grid", ["dense", "mixed"])
+def test_denser_train_numbers_change_train_word_problems_only(grid: str) -> None:
+    """--train_word_numbers dense (the default) or mixed: validation and test are those of the shipped grid; the
+    train split's word problems draw speeds off the 5 km/h grid and prices above 25, every link still true, no
+    held-out problem in train."""
     small = {"train": {"math": 1800, "qa": 30, "sentiment": 30},
              "validation": {"math": 120, "qa": 12, "sentiment": 12},
              "test": {"math": 120, "qa": 12, "sentiment": 12}}
-    shipped, dense = build_splits(0, small, train_word_numbers="shipped"), build_splits(0, small)  # dense: the default
+    shipped, dense = build_splits(0, small, train_word_numbers="shipped"), build_splits(0, small, train_word_numbers=grid)
     for split in ("validation", "test"):
         assert [r.to_json() for r in shipped[split]] == [r.to_json() for r in dense[split]]
     words = [r for r in dense["train"] if r.subset == "word_problem"]

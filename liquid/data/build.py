@@ -129,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sentiment_response", choices=SENTIMENT_RESPONSES, default=DEFAULT_SENTIMENT_RESPONSE,
                         help="sentiment answers: the label alone, or the deciding words quoted before it (cue)")
     parser.add_argument("--train_word_numbers", choices=tuple(TRAIN_NUMBERS), default=DEFAULT_TRAIN_NUMBERS,
-                        help="number grid of the train split's word problems: the held-out splits' (shipped) or a "
-                             "denser one (speeds in steps of 1 km/h, unit prices up to 49 euros); held-out keys "
-                             "stay out of train either way")
+                        help="number grid of the train split's word problems: the held-out splits' (shipped), a "
+                             "denser one (dense: speeds in steps of 1 km/h, unit prices up to 49 euros), or half of "
+                             "the speeds on each grid (mixed); held-out keys stay out of train either way")
     args = parser.parse_args(argv)
     if args.long_train_rows < 0:
         parser.error(f"--long_train_rows must be >= 0, got {args.long_train_rows}")
