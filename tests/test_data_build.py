@@ -174,7 +174,7 @@ def _word_key(row: Example) -> tuple:
 
 @pytest.mark.parametrize("grid", ["dense", "mixed"])
 def test_denser_train_numbers_change_train_word_problems_only(grid: str) -> None:
-    """--train_word_numbers dense (the default) or mixed: validation and test are those of the shipped grid; the
+    """--train_word_numbers dense or mixed (the default): validation and test are those of the shipped grid; the
     train split's word problems draw speeds off the 5 km/h grid and prices above 25, every link still true, no
     held-out problem in train."""
     small = {"train": {"math": 1800, "qa": 30, "sentiment": 30},
