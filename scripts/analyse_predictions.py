@@ -12,6 +12,8 @@
   from the instruction wrongly; the other wrong equations went wrong later, in the arithmetic.
 * Samples (`--samples`): the README's table of example outputs, rows drawn with `random.Random(7)` among the
   right and the wrong answers of each task (`SAMPLE_PLAN`), printed as markdown rows.
+* Word problems by kind: wrong / rows per kind of word problem (change, total, percent, speed, distance, time),
+  the kind read from the reference's first clause (`WORD_PROBLEM_KINDS`).
 * First wrong link: for every wrong math answer, the link where the prediction first leaves its reference, as
   the template of the link's left side (numbers of two or more digits read `N`, single digits `d`: `100 / 4 =`
   -> `N / d`), counted per subset; `(text)` when it leaves the reference in words, not in a link's result.
@@ -68,6 +70,27 @@ def first_wrong_links(rows: list[dict]) -> collections.Counter:
                                for r in rows if r.get("task") == "math" and r["accuracy"] < 1)
 
 
+# first words of a reference word-problem answer -> its kind (the six generators of liquid/data/math_tasks.py)
+WORD_PROBLEM_KINDS = (("El cambio", "change"), ("Multiplicamos la cantidad", "total"), ("La velocidad", "speed"),
+                      ("La distancia", "distance"), ("El tiempo", "time"), ("El 50%", "percent"),
+                      ("El 25%", "percent"), ("Calculamos el 10%", "percent"))
+
+
+def word_problem_kind(response: str) -> str:
+    return next((kind for start, kind in WORD_PROBLEM_KINDS if response.startswith(start)), "other")
+
+
+def word_problem_errors(rows: list[dict]) -> dict[str, tuple[int, int]]:
+    """(wrong, rows) per word-problem kind, kinds sorted by name."""
+    counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for row in rows:
+        if row.get("subset") == "word_problem":
+            entry = counts[word_problem_kind(row["response"])]
+            entry[0] += row["accuracy"] < 1.0
+            entry[1] += 1
+    return {kind: (wrong, total) for kind, (wrong, total) in sorted(counts.items())}
+
+
 def ablation_sample(rows: list[dict], count: int) -> list[dict]:
     """The rows `liquid.ablate --max_test_rows count` scores (same seed, same order)."""
     if not count or count >= len(rows):
@@ -121,6 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     counts = copy_error_counts(rows)
     print(f"equations {counts['equations']}, wrong {counts['wrong']}: copy error in the first step "
           f"{counts['copy_errors']}, wrong later {counts['later_errors']}")
+    kinds = word_problem_errors(rows)
+    if kinds:
+        print("word problems wrong / rows by kind: "
+              + ", ".join(f"{kind} {wrong}/{total}" for kind, (wrong, total) in kinds.items()))
     links = first_wrong_links(rows)
     print(f"first wrong link of the {sum(links.values())} wrong math answers (most common):")
     for (subset, template), count in links.most_common(args.top):

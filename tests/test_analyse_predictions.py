@@ -79,3 +79,17 @@ def test_samples_draw_the_planned_number_of_right_and_wrong_rows_per_task():
         [("math", False)] * 3
     assert all((row["accuracy"] == 1.0) == right for row, right in chosen)
     assert chosen == ap.sample_rows(rows)  # seeded: the same rows every time
+
+
+def test_word_problem_errors_count_wrong_rows_per_kind():
+    def word(response, accuracy):
+        return _row(response, response=response, accuracy=accuracy, subset="word_problem")
+    rows = [
+        word("La velocidad es la distancia dividida entre el tiempo: 760 / 8 = 95. ...", 0.0),
+        word("La velocidad es la distancia dividida entre el tiempo: 640 / 8 = 80. ...", 1.0),
+        word("El 25% es la cuarta parte: 100 / 4 = 25. ...", 0.0),
+        word("Calculamos el 10% de 470: 470 / 10 = 47. ...", 1.0),
+        word("El tiempo es la distancia dividida entre la velocidad: 225 / 75 = 3. ...", 1.0),
+        _row(EQ, accuracy=0.0),  # an equation: not counted
+    ]
+    assert ap.word_problem_errors(rows) == {"percent": (1, 2), "speed": (1, 2), "time": (0, 1)}
