@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from liquid.data.arithmetic import add_chain, div_chain, mul_chain, place_terms, sub_chain, sum_chain
+from liquid.data.arithmetic import (add_chain, div_chain, long_division_steps, mul_chain, multiples_steps, place_terms,
+                                    sub_chain, sum_chain)
 from liquid.metrics import score_row
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -71,8 +72,52 @@ def test_examples_read_as_documented() -> None:
     assert " = ".join(div_chain(470, 10)) == "470 / 10 = 47"
 
 
+@pytest.mark.parametrize("d", range(2, 10))
+def test_long_division_is_schoolbook_long_division(d: int) -> None:
+    """The properties that define long division: each step ``r = d * q + s`` is true with 0 <= s < d and q one
+    digit; the first r is the shortest prefix of n that reaches d; each next r is the previous remainder with n's
+    next digit brought down; nothing remains; and the q digits read in order are the quotient."""
+    for quotient in range(0, 131):
+        n = d * quotient
+        text = str(n)
+        steps = [step.split(" = ") for step in long_division_steps(n, d)]
+        lefts, digits, rests = [], [], []
+        for left, right in steps:
+            assert evaluate(left) == evaluate(right), steps
+            product, _, rest = right.partition(" + ")
+            divisor, digit = (int(v) for v in product.split(" * "))
+            assert divisor == d and 0 <= digit <= 9 and 0 < int(rest or 1) and int(rest or 0) < d, steps
+            lefts.append(int(left)), digits.append(digit), rests.append(int(rest or 0))
+        first = next((i for i in range(1, len(text) + 1) if int(text[:i]) >= d), len(text))
+        assert lefts[0] == int(text[:first]), (n, steps)
+        assert len(steps) == len(text) - first + 1, (n, steps)
+        for i, next_digit in enumerate(text[first:]):
+            assert lefts[i + 1] == 10 * rests[i] + int(next_digit), (n, steps)
+        assert rests[-1] == 0 and int("".join(map(str, digits))) == quotient, (n, steps)
+
+
+def test_multiples_count_up_to_the_dividend() -> None:
+    for d in (12, 25, 45, 75, 115):
+        for quotient in range(2, 9):
+            steps = multiples_steps(d * quotient, d)
+            assert len(steps) == quotient - 1
+            for k, step in enumerate(steps, start=2):
+                parts = step.split(" = ")
+                assert parts[0] == f"{d} * {k}" and parts[-1] == str(d * k), step
+                assert all(evaluate(part) == d * k for part in parts), step
+
+
+def test_long_forms_read_as_documented() -> None:
+    assert long_division_steps(680, 8) == ["68 = 8 * 8 + 4", "40 = 8 * 5"]
+    assert long_division_steps(100, 4) == ["10 = 4 * 2 + 2", "20 = 4 * 5"]
+    assert long_division_steps(408, 4) == ["4 = 4 * 1", "0 = 4 * 0", "8 = 4 * 2"]
+    assert multiples_steps(225, 75) == ["75 * 2 = 75 + 75 = 150", "75 * 3 = 150 + 75 = 225"]
+
+
 @pytest.mark.parametrize("call", [lambda: sub_chain(3, 5), lambda: div_chain(7, 2), lambda: div_chain(4, 0),
-                                  lambda: add_chain(-1, 2), lambda: place_terms(-3)])
+                                  lambda: add_chain(-1, 2), lambda: place_terms(-3),
+                                  lambda: long_division_steps(7, 2), lambda: long_division_steps(120, 12),
+                                  lambda: multiples_steps(75, 75), lambda: multiples_steps(100, 30)])
 def test_impossible_operands_are_refused(call) -> None:
     with pytest.raises(ValueError):
         call()

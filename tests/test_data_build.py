@@ -3,6 +3,7 @@
 import ast
 import json
 import operator
+import random
 import re
 from collections import Counter
 from fractions import Fraction
@@ -14,6 +15,7 @@ from liquid.data.build import LONG_TEST_FILE, LONG_TEST_ROWS, build_splits, chec
 from liquid.data.facts import CAPITALS
 from liquid.data.loading import Example
 from liquid.data.long_text_tasks import MAX_SENTENCES, MIN_SENTENCES, long_text_examples
+from liquid.data.math_tasks import division_fact_examples
 from liquid.data.sentiment_tasks import NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, SUBJECTS, inflect
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -197,6 +199,62 @@ def test_denser_train_numbers_change_train_word_problems_only(grid: str) -> None
         _assert_math_steps(json.loads(row.to_json()))
     with pytest.raises(ValueError, match="unknown train_numbers"):
         build_splits(0, small, train_word_numbers="sparse")
+
+
+def test_word_division_formats_change_division_responses_only() -> None:
+    """--word_division place / long: the same rows (instruction, answer, concepts) in every split; only word-problem
+    responses that divide differ, each link true in both formats, and a long response states the quotient's
+    digits one per step (``68 = 8 * 8 + 4. 40 = 8 * 5. 680 / 8 = 85``)."""
+    small = {"train": {"math": 600, "qa": 12, "sentiment": 12},
+             "validation": {"math": 120, "qa": 12, "sentiment": 12},
+             "test": {"math": 120, "qa": 12, "sentiment": 12}}
+    place, long = build_splits(0, small, word_division="place"), build_splits(0, small, word_division="long")
+    changed = 0
+    for split in SPLITS:
+        for before, after in zip(place[split], long[split], strict=True):
+            assert (before.instruction, before.answer, before.concepts, before.subset) == \
+                   (after.instruction, after.answer, after.concepts, after.subset)
+            if before.response != after.response:
+                changed += 1
+                assert after.subset == "word_problem" and " / " in before.response, after.response
+                _assert_math_steps(json.loads(after.to_json()))
+                quotient = re.search(r"(\d+) / (\d+)\. ", after.response)
+                assert quotient, after.response
+                n, d = map(int, quotient.groups())
+                assert f"{n} / {d} = " in after.response and str(n // d) in after.response.split(f"{n} / {d} = ")[-1]
+    assert changed > 20
+    speed = next(r.response for r in long["train"] if "velocidad es la distancia" in r.response and " + " in
+                 r.response.split(": ", 1)[1].split(". ")[1])
+    step = speed.split(": ", 1)[1].split(". ")[1]  # "68 = 8 * 8 + 4"
+    left, right = step.split(" = ")
+    assert int(left) == _evaluate(right) and int(right.split(" + ")[1]) < int(right.split(" * ")[0])
+    with pytest.raises(ValueError, match="unknown division"):
+        build_splits(0, small, word_division="short")
+
+
+def test_division_facts_drill_every_long_division_step_in_train_only() -> None:
+    """--division_facts N: N train rows 'r = d * q + s' covering all 440 (r, d) of one-digit long division
+    before any repeats, every one true with 0 <= s < d; validation and test unchanged, the other train rows too."""
+    small = {"train": {"math": 60, "qa": 12, "sentiment": 12},
+             "validation": {"math": 30, "qa": 12, "sentiment": 12},
+             "test": {"math": 30, "qa": 12, "sentiment": 12}}
+    plain, drilled = build_splits(0, small), build_splits(0, small, division_facts=500)
+    for split in ("validation", "test"):
+        assert [r.to_json() for r in plain[split]] == [r.to_json() for r in drilled[split]]
+    facts = [r for r in drilled["train"] if r.subset == "drill"]
+    assert len(facts) == 500 and len(drilled["train"]) == len(plain["train"]) + 500
+    assert sorted(r.to_json() for r in plain["train"]) == sorted(r.to_json() for r in drilled["train"]
+                                                                if r.subset != "drill")
+    for row in facts:
+        left, right = row.response.removesuffix(".").split(" = ")
+        product, _, rest = right.partition(" + ")
+        d, q = (int(v) for v in product.split(" * "))
+        assert int(left) == d * q + int(rest or 0) and 0 < int(rest or 1) and int(rest or 0) < d, row.response
+        assert str(q) == row.answer and f"{left} / {d}" in row.instruction.replace(" entre ", " / ")
+    cycle = division_fact_examples(random.Random(0), 440)
+    assert {(int(r.response.split(" = ")[0]), int(r.response.split(" = ")[1].split(" * ")[0])) for r in cycle} == \
+           {(n, d) for d in range(2, 10) for n in range(10 * d)}
+    assert [r.subset for r in drilled["train"][:40]] != ["drill"] * 40  # mixed in, not appended as a block
 
 
 def test_word_problem_numbers_are_small(rows: dict[str, list[dict]]) -> None:

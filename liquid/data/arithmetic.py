@@ -19,6 +19,15 @@ With ``place_terms(n)`` the non-zero place values of n (735 -> 700, 30, 5):
 A single-digit fact at one place (``8 + 5``, ``40 * 7``, ``56 / 8``, ``280 + 40``) is written in one link;
 adding a term to a number whose digit at that place is 0 needs no fact and is merged with the next link.
 Every link is exactly true (tested), so the coherence metric can check each one.
+
+Two longer forms of an exact division write out the choice that a split hides (used by the word problems'
+``long`` division format, `liquid.data.math_tasks.word_division`):
+
+5. long division, one-digit d: one step ``r = d * q + s`` per quotient digit, dividend = divisor * quotient +
+   remainder, with r the remainder brought down with the next digit of n:
+   ``680 / 8``: ``68 = 8 * 8 + 4``, ``40 = 8 * 5`` (quotient 85).
+6. multiples, d >= 10 and a small quotient: ``d * k`` from the previous multiple plus d until n:
+   ``225 / 75``: ``75 * 2 = 75 + 75 = 150``, ``75 * 3 = 150 + 75 = 225`` (quotient 3).
 """
 
 from __future__ import annotations
@@ -131,6 +140,37 @@ def _division_parts(n: int, d: int) -> list[int]:
             parts.append(rest // unit * unit)
             rest -= parts[-1]
     return parts
+
+
+def long_division_steps(n: int, d: int) -> list[str]:
+    """Schoolbook long division of n >= 0 by a one-digit d, exact: one ``r = d * q + s`` chain per quotient digit.
+
+    Leading digits are taken together until they reach d (``100 / 4`` starts at ``10 = 4 * 2 + 2``); a zero
+    remainder is not written (``20 = 4 * 5``). ``380 / 2`` -> ``3 = 2 * 1 + 1``, ``18 = 2 * 9``, ``0 = 2 * 0``.
+    """
+    _check_non_negative(n)
+    if not 2 <= d <= 9 or n % d:
+        raise ValueError(f"long_division_steps needs an exact division by a one-digit d >= 2, got {n} / {d}")
+    steps, remainder, started = [], 0, False
+    for digit in str(n):
+        current = 10 * remainder + int(digit)
+        if not started and current < d:
+            remainder = current
+            continue
+        started = True
+        remainder = current % d
+        steps.append(f"{current} = {d} * {current // d}" + (f" + {remainder}" if remainder else ""))
+    return steps or [f"{n} = {d} * 0"]
+
+
+def multiples_steps(n: int, d: int) -> list[str]:
+    """The multiples of d up to n, each from the one before: ``d * k = d * (k - 1) + d``; d divides n, n >= 2d.
+
+    ``225 / 75`` -> ``75 * 2 = 75 + 75 = 150``, ``75 * 3 = 150 + 75 = 225``."""
+    _check_non_negative(n)
+    if d <= 0 or n % d or n < 2 * d:
+        raise ValueError(f"multiples_steps needs d > 0 dividing n >= 2d, got {n} / {d}")
+    return [f"{d} * {k} = {d * (k - 1)} + {d} = {d * k}" for k in range(2, n // d + 1)]
 
 
 def _check_non_negative(*values: int) -> None:

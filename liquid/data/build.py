@@ -24,7 +24,8 @@ from typing import Callable, Mapping, Sequence
 
 from liquid.data.loading import SPLIT_NAMES, Example
 from liquid.data.long_text_tasks import long_text_examples
-from liquid.data.math_tasks import DEFAULT_TRAIN_NUMBERS, TRAIN_NUMBERS, equation_examples, word_problem_examples
+from liquid.data.math_tasks import (DEFAULT_TRAIN_NUMBERS, DEFAULT_WORD_DIVISION, TRAIN_NUMBERS, WORD_DIVISIONS,
+                                    division_fact_examples, equation_examples, word_problem_examples)
 from liquid.data.qa_tasks import qa_examples
 from liquid.data.sentiment_tasks import DEFAULT_RESPONSE_FORMAT as DEFAULT_SENTIMENT_RESPONSE
 from liquid.data.sentiment_tasks import RESPONSE_FORMATS as SENTIMENT_RESPONSES
@@ -64,16 +65,21 @@ def check_disjoint(splits: Mapping[str, Sequence[Example]]) -> None:
 def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]] = TASK_SIZES,
                  long_train_rows: int = 0,
                  sentiment_response: str = DEFAULT_SENTIMENT_RESPONSE,
-                 train_word_numbers: str = DEFAULT_TRAIN_NUMBERS) -> dict[str, list[Example]]:
+                 train_word_numbers: str = DEFAULT_TRAIN_NUMBERS,
+                 word_division: str = DEFAULT_WORD_DIVISION,
+                 division_facts: int = 0) -> dict[str, list[Example]]:
     """Generate every split (train with `long_train_rows` long texts of training sentences; sentiment responses
     in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
-    `liquid.data.math_tasks.TRAIN_NUMBERS`), verify disjointness and shuffle rows of all tasks together. The
+    `liquid.data.math_tasks.TRAIN_NUMBERS`; their divisions written in the `word_division` format of
+    `liquid.data.math_tasks.WORD_DIVISIONS`; plus `division_facts` rows of `division_fact_examples`), verify
+    disjointness and shuffle rows of all tasks together. The
     sentiment format changes only the sentiment responses and the number grid only the train split's word problems:
     the same seed gives the same validation and test splits."""
     math_parts = _math_parts(sizes)
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
-        ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers), math_parts["word_problem"]),
+        ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers, division=word_division),
+         math_parts["word_problem"]),
         ("qa", qa_examples, {split: sizes[split]["qa"] for split in SPLIT_NAMES}),
         ("sentiment", partial(sentiment_examples, response_format=sentiment_response),
          {split: sizes[split]["sentiment"] for split in SPLIT_NAMES}),
@@ -85,10 +91,13 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
             splits[split].extend(produced[split])
     if long_train_rows:
         splits["train"].extend(long_text_examples(seed, long_train_rows, split="train"))
-    check_disjoint(splits)
     order_rng = random.Random(f"{seed}:order")
     for split in SPLIT_NAMES:
         order_rng.shuffle(splits[split])
+    if division_facts:  # mixed in after the shuffle above, with their own generator: the other rows keep their order
+        splits["train"].extend(division_fact_examples(random.Random(f"{seed}:division_facts"), division_facts))
+        random.Random(f"{seed}:division_facts:order").shuffle(splits["train"])
+    check_disjoint(splits)
     return splits
 
 
@@ -132,12 +141,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="number grid of the train split's word problems: the held-out splits' (shipped), a "
                              "denser one (dense: speeds in steps of 1 km/h, unit prices up to 49 euros), or half of "
                              "the speeds on each grid (mixed); held-out keys stay out of train either way")
+    parser.add_argument("--word_division", choices=tuple(WORD_DIVISIONS), default=DEFAULT_WORD_DIVISION,
+                        help="how word problems write a division: one place-value chain (place: 680 / 8 = (640 + 40) "
+                             "/ 8 = 80 + 5 = 85) or long division, one step per quotient digit (long: 68 = 8 * 8 + 4. "
+                             "40 = 8 * 5. 680 / 8 = 85; multiples for two-digit divisors); all splits change")
+    parser.add_argument("--division_facts", type=int, default=0,
+                        help="train rows drilling the step of long division, 'Divide 68 entre 8 con resto.' -> "
+                             "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
     args = parser.parse_args(argv)
+    if args.division_facts < 0:
+        parser.error(f"--division_facts must be >= 0, got {args.division_facts}")
     if args.long_train_rows < 0:
         parser.error(f"--long_train_rows must be >= 0, got {args.long_train_rows}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response,
-                          train_word_numbers=args.train_word_numbers)
+                          train_word_numbers=args.train_word_numbers, word_division=args.word_division,
+                          division_facts=args.division_facts)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
     logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)

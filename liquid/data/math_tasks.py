@@ -15,7 +15,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from liquid.data.arithmetic import add_chain, chain_text, div_chain, mul_chain, sub_chain
+from liquid.data.arithmetic import (add_chain, chain_text, div_chain, long_division_steps, mul_chain, multiples_steps,
+                                    sub_chain)
 from liquid.data.loading import Example
 
 TASK = "math"
@@ -214,6 +215,33 @@ MIN_SPEED = 10
 HOURS_RANGE = range(2, 9)
 
 
+def place_division(n: int, d: int) -> str:
+    """``n / d`` as one place-value chain (`div_chain`): ``680 / 8 = (640 + 40) / 8 = 80 + 5 = 85``."""
+    return chain_text(div_chain(n, d))
+
+
+def long_division(n: int, d: int) -> str:
+    """``n / d`` with the quotient's digits written out, then the whole division as its own sentence:
+    ``680 / 8. 68 = 8 * 8 + 4. 40 = 8 * 5. 680 / 8 = 85`` (one-digit d, after cancelling common zeros:
+    ``960 / 80. 9 = 8 * 1 + 1. 16 = 8 * 2. 960 / 80 = 96 / 8 = 12``), or, for a divisor of two or more digits,
+    its multiples up to n: ``225 / 75. 75 * 2 = 75 + 75 = 150. 75 * 3 = 150 + 75 = 225. 225 / 75 = 3``.
+    A one-digit quotient of a one-digit divisor (a table fact) and a division by 10 stay one chain."""
+    chain = div_chain(n, d)
+    cancels = [link for link in chain[1:] if "/" in link and "(" not in link]  # "960 / 80" -> "96 / 8"
+    m, e = (int(v) for v in (cancels[-1] if cancels else chain[0]).split(" / "))
+    quotient = n // d
+    if e == 10 or (e < 10 and quotient < 10) or m == 0:
+        return chain_text(chain)
+    steps = long_division_steps(m, e) if e < 10 else multiples_steps(m, e)
+    return ". ".join([f"{n} / {d}", *steps, chain_text([chain[0], *cancels, str(quotient)])])
+
+
+# --word_division: how the word problems write a division (equations always use place_division)
+Divide = Callable[[int, int], str]
+WORD_DIVISIONS: dict[str, Divide] = {"place": place_division, "long": long_division}
+DEFAULT_WORD_DIVISION = "place"  # long: test math 0.882 vs 0.916 on seed 0 (docs/experiments.md, session 12)
+
+
 @dataclass(frozen=True)
 class WordNumbers:
     """The number grid word problems draw from. Every held-out split uses `SHIPPED_NUMBERS`; the train split may
@@ -283,7 +311,7 @@ class WordProblem:
         return Example(self.instruction, self.response, TASK, str(self.answer), list(self.concepts), WORD_SUBSET)
 
 
-def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
     paid = rng.choice(BANKNOTES)
     price = rng.randrange(1, paid)
     rest = paid - price
@@ -294,7 +322,7 @@ def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordP
     return WordProblem(("change", paid, price), instruction, response, rest, ("cambio", str(rest)))
 
 
-def _total(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+def _total(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
     n, price = rng.choice(QUANTITY_RANGE), rng.choice(numbers.unit_prices)
     singular, plural, feminine = rng.choice(GOODS)
     total = n * price
@@ -305,14 +333,14 @@ def _total(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordPr
     return WordProblem(("total", n, price), instruction, response, total, ("multiplicamos", str(total)))
 
 
-def _percent_steps(p: int, base: int) -> tuple[str, int]:
+def _percent_steps(p: int, base: int, divide: Divide = place_division) -> tuple[str, int]:
     """Small steps for p% of base: a tenth (then times k), a half, or a quarter (then times 3)."""
     if p == 50:
         result = base // 2
-        return f"El 50% es la mitad: {chain_text(div_chain(base, 2))}.", result
+        return f"El 50% es la mitad: {divide(base, 2)}.", result
     if p in QUARTER_PERCENTS:
         quarter = base // 4
-        first = f"El 25% es la cuarta parte: {chain_text(div_chain(base, 4))}."
+        first = f"El 25% es la cuarta parte: {divide(base, 4)}."
         if p == 25:
             return first, quarter
         return f"{first} El 75% son tres cuartas partes: {chain_text(mul_chain(quarter, 3))}.", quarter * 3
@@ -323,10 +351,10 @@ def _percent_steps(p: int, base: int) -> tuple[str, int]:
     return f"{first} Multiplicamos por {k}: {chain_text(mul_chain(tenth, k))}.", tenth * k
 
 
-def _percent(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+def _percent(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
     p = rng.choice(PERCENTS)
     base = rng.choice(PERCENT_BASES_20 if p in QUARTER_PERCENTS else PERCENT_BASES_10)
-    steps, result = _percent_steps(p, base)
+    steps, result = _percent_steps(p, base, divide)
     item = rng.choice(PURCHASES)
     instruction = rng.choice(PERCENT_PHRASINGS).format(p=p, base=base, Item=item[0].upper() + item[1:])
     response = f"{steps} El {p}% de {base} es {result}."
@@ -344,16 +372,17 @@ def _motion_text(template: str, subject: str, speed: int, hours: int) -> str:
     return template.format(V=subject, v=subject[0].lower() + subject[1:], speed=speed, t=hours, d=speed * hours)
 
 
-def _speed(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+def _speed(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
-    response = (f"La velocidad es la distancia dividida entre el tiempo: {chain_text(div_chain(d, hours))}. "
+    response = (f"La velocidad es la distancia dividida entre el tiempo: {divide(d, hours)}. "
                 f"La velocidad media es {speed} km/h.")
     return WordProblem(("speed", d, hours), _motion_text(rng.choice(SPEED_PHRASINGS), subject, speed, hours),
                        response, speed, ("velocidad", str(speed)))
 
 
-def _distance(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+def _distance(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS,
+              divide: Divide = place_division) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
     response = (f"La distancia es la velocidad por el tiempo: {chain_text(mul_chain(speed, hours))}. "
@@ -362,27 +391,32 @@ def _distance(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> Wor
                        response, d, ("distancia", str(d)))
 
 
-def _time(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS) -> WordProblem:
+def _time(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
-    response = (f"El tiempo es la distancia dividida entre la velocidad: {chain_text(div_chain(d, speed))}. "
+    response = (f"El tiempo es la distancia dividida entre la velocidad: {divide(d, speed)}. "
                 f"Tarda {hours} horas.")
     return WordProblem(("time", d, speed), _motion_text(rng.choice(TIME_PHRASINGS), subject, speed, hours),
                        response, hours, ("tiempo", str(hours)))
 
 
-WORD_PROBLEM_KINDS: tuple[Callable[[random.Random, WordNumbers], WordProblem], ...] = (
+WORD_PROBLEM_KINDS: tuple[Callable[[random.Random, WordNumbers, Divide], WordProblem], ...] = (
     _change, _total, _percent, _speed, _distance, _time)
 MAX_TRIES_PER_ROW = 1000
 
 
 def word_problem_examples(rng: random.Random, counts: Mapping[str, int],
-                          train_numbers: str = DEFAULT_TRAIN_NUMBERS) -> dict[str, list[Example]]:
+                          train_numbers: str = DEFAULT_TRAIN_NUMBERS,
+                          division: str = DEFAULT_WORD_DIVISION) -> dict[str, list[Example]]:
     """Kinds in round-robin; held-out splits get fresh keys and unique instructions, train avoids their keys.
     Held-out splits draw from `SHIPPED_NUMBERS` first, so `train_numbers` (a `TRAIN_NUMBERS` name) changes the
-    train rows only."""
+    train rows only. `division` (a `WORD_DIVISIONS` name) is how every split's responses write a division; it
+    changes no instruction, answer or key."""
     if train_numbers not in TRAIN_NUMBERS:
         raise ValueError(f"unknown train_numbers {train_numbers!r}; choose one of {', '.join(TRAIN_NUMBERS)}")
+    if division not in WORD_DIVISIONS:
+        raise ValueError(f"unknown division {division!r}; choose one of {', '.join(WORD_DIVISIONS)}")
+    divide = WORD_DIVISIONS[division]
     held_keys: set[tuple] = set()
     out: dict[str, list[Example]] = {}
     for split in HELD_OUT_ORDER:
@@ -393,7 +427,7 @@ def word_problem_examples(rng: random.Random, counts: Mapping[str, int],
         for index in range(counts[split]):
             make = WORD_PROBLEM_KINDS[index % len(WORD_PROBLEM_KINDS)]
             for _ in range(MAX_TRIES_PER_ROW):
-                problem = make(rng, numbers)
+                problem = make(rng, numbers, divide)
                 if held_out and (problem.key in held_keys or problem.instruction in seen_instructions):
                     continue
                 if not held_out and problem.key in held_keys:
@@ -444,3 +478,25 @@ def drill_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, l
             rows.append(Example(instruction, f"{chain}.", TASK, str(result), [str(result)], DRILL_SUBSET))
         out[split] = rows
     return out
+
+
+DIVISION_FACT_PHRASINGS = ("Divide {n} entre {d} con resto.", "¿Cuál es el cociente y el resto de {n} / {d}?",
+                           "Calcula {n} / {d} con resto.")
+
+
+def division_fact_examples(rng: random.Random, rows: int) -> list[Example]:
+    """Train-only rows for the step of long division (`liquid.data.arithmetic.long_division_steps`): every
+    ``r = d * q + s`` with d in 2..9 and 0 <= r < 10 d (the 440 values r can take there), cycled in shuffled
+    order until `rows`: "Divide 68 entre 8 con resto." -> "68 = 8 * 8 + 4." A table of facts, like the
+    multiplication table: no problem, key or instruction of a held-out split."""
+    facts = [(n, d) for d in range(2, 10) for n in range(10 * d)]
+    out: list[Example] = []
+    while len(out) < rows:
+        rng.shuffle(facts)
+        for n, d in facts[:rows - len(out)]:
+            q, r = divmod(n, d)
+            response = f"{n} = {d} * {q}" + (f" + {r}" if r else "") + "."
+            instruction = rng.choice(DIVISION_FACT_PHRASINGS).format(n=n, d=d)
+            out.append(Example(instruction, response, TASK, str(q), [str(q)], DRILL_SUBSET))
+    return out
+
