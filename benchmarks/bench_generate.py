@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py            # small preset, batch 1 and 16, 128 new tokens, source 32
     python benchmarks/bench_generate.py --quick    # 32 new tokens, one timed run each (< 1 min)
+    python benchmarks/bench_generate.py --profile --batches 1   # + torch.profiler table of one cached generate()
 
 Every run forces exactly --new_tokens new tokens (min_new_tokens = max_new_tokens, greedy), so the three
 generate the same amount of work whatever their (random) weights predict. T5 is built from a T5Config
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="32 new tokens, one timed run each")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the table, profile one cached liquid generate() at the first batch size "
+                             "(ops by self CPU time, calls per new token)")
     args = parser.parse_args(argv)
     if args.quick:
         args.new_tokens, args.repeats = 32, 1
@@ -128,6 +132,26 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{name} self-attention cache after {args.new_tokens} tokens (batch {args.batches[-1]}): "
               f"{positions} positions per layer, {size / KIB:,.0f} KiB", end="")
     print(f"\n\nliquid cached generate(): {'; '.join(summary)}")
+    if args.profile:
+        profile_cached(liquid, args.batches[0], args.source_length, args.new_tokens, device)
+
+
+def profile_cached(model, batch: int, source_length: int, new_tokens: int, device: torch.device) -> None:
+    """Ops of one cached generate() by self CPU time, with their calls per new token: where a decode step goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    input_ids = torch.randint(FIRST_REAL_TOKEN, VOCAB_SIZE, (batch, source_length)).to(device)
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        generate(model, input_ids, new_tokens, use_cache=True)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"\nprofile of one cached generate(), batch {batch}, {new_tokens} new tokens "
+          f"(self CPU {total / 1e3:.1f} ms, {total / 1e3 / new_tokens:.2f} ms per new token):\n")
+    print("| op | self CPU ms | share | calls per new token |")
+    print("|---|---|---|---|")
+    for event in events[:15]:
+        print(f"| {event.key} | {event.self_cpu_time_total / 1e3:.1f} | {event.self_cpu_time_total / total:.1%} "
+              f"| {event.count / new_tokens:.1f} |")
 
 
 if __name__ == "__main__":
