@@ -118,10 +118,9 @@ def div_chain(n: int, d: int) -> list[str]:
     _check_non_negative(n)
     if d <= 0 or n % d:
         raise ValueError(f"div_chain needs an exact division by d > 0, got {n} / {d}")
-    chain = [f"{n} / {d}"]
-    while n and n % 10 == 0 and d % 10 == 0 and d > 10:  # keep "470 / 10" (a shift), cancel "960 / 120"
-        n, d = n // 10, d // 10
-        chain.append(f"{n} / {d}")
+    reduced = cancel_zeros(n, d)
+    chain = [f"{a} / {b}" for a, b in reduced]
+    n, d = reduced[-1]
     quotient = n // d
     parts = _division_parts(n, d) if d < 10 else [n]
     if len(parts) > 1:
@@ -129,6 +128,16 @@ def div_chain(n: int, d: int) -> list[str]:
         chain.append(_join([p // d for p in parts], "+"))
     chain.append(str(quotient))
     return chain
+
+
+def cancel_zeros(n: int, d: int) -> list[tuple[int, int]]:
+    """``n / d`` and each form after cancelling one common trailing zero: 960, 120 -> [(960, 120), (96, 12)].
+    A divisor of 10 is kept ("470 / 10" is a shift)."""
+    forms = [(n, d)]
+    while n and n % 10 == 0 and d % 10 == 0 and d > 10:
+        n, d = n // 10, d // 10
+        forms.append((n, d))
+    return forms
 
 
 def _division_parts(n: int, d: int) -> list[int]:

@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from liquid.data.arithmetic import (add_chain, chain_text, div_chain, long_division_steps, mul_chain, multiples_steps,
-                                    sub_chain)
+from liquid.data.arithmetic import (add_chain, cancel_zeros, chain_text, div_chain, long_division_steps, mul_chain,
+                                    multiples_steps, sub_chain)
 from liquid.data.loading import Example
 
 TASK = "math"
@@ -226,14 +226,13 @@ def long_division(n: int, d: int) -> str:
     ``960 / 80. 9 = 8 * 1 + 1. 16 = 8 * 2. 960 / 80 = 96 / 8 = 12``), or, for a divisor of two or more digits,
     its multiples up to n: ``225 / 75. 75 * 2 = 75 + 75 = 150. 75 * 3 = 150 + 75 = 225. 225 / 75 = 3``.
     A one-digit quotient of a one-digit divisor (a table fact) and a division by 10 stay one chain."""
-    chain = div_chain(n, d)
-    cancels = [link for link in chain[1:] if "/" in link and "(" not in link]  # "960 / 80" -> "96 / 8"
-    m, e = (int(v) for v in (cancels[-1] if cancels else chain[0]).split(" / "))
+    forms = cancel_zeros(n, d)  # 960 / 80 -> 96 / 8
+    m, e = forms[-1]
     quotient = n // d
     if e == 10 or (e < 10 and quotient < 10) or m == 0:
-        return chain_text(chain)
+        return place_division(n, d)
     steps = long_division_steps(m, e) if e < 10 else multiples_steps(m, e)
-    return ". ".join([f"{n} / {d}", *steps, chain_text([chain[0], *cancels, str(quotient)])])
+    return ". ".join([f"{n} / {d}", *steps, chain_text([f"{a} / {b}" for a, b in forms] + [str(quotient)])])
 
 
 # --word_division: how the word problems write a division (equations always use place_division)
