@@ -201,7 +201,10 @@ class LiquidEmbedding(nn.Module):
         # shared by the D channels, applied as L shifted multiply-adds (no (B, T, D, L) window tensor)
         with torch.autocast(device_type=h.device.type, enabled=False):
             taps = mask @ self._synthesis_basis(fft_dtype, h.device)  # (B, T, L)  K_{t,l}
-        z = sum(taps[:, :, l, None] * padded[:, l:l + length] for l in range(self.fft_window))  # (B, T, D)
+        if length == 1:  # one decode step: the L taps of its one window as one product
+            z = taps @ padded  # (B, 1, L) @ (B, L, D) -> (B, 1, D)
+        else:
+            z = sum(taps[:, :, l, None] * padded[:, l:l + length] for l in range(self.fft_window))  # (B, T, D)
         z = z * keep_rows.to(fft_dtype)  # fp32 or fp64
         h_fft = h.to(fft_dtype)
         reconstruction_loss = (z - h_fft).square().sum() / (h_fft.square().sum() + ENERGY_EPS)
@@ -256,12 +259,17 @@ class LiquidEmbedding(nn.Module):
         w_0 = 1, w_k = 2. L products of (B, T, D) instead of a DFT of every (D, L) window.
         """
         window = self.fft_window
+        lags = torch.arange(window, dtype=padded.dtype, device=padded.device)
+        bins = torch.arange(window // 2 + 1, dtype=padded.dtype, device=padded.device)
+        if padded.shape[1] == window:  # T = 1 (a decode step): the one Gram matrix, then the sum over (l, m) at once
+            gram = padded @ padded.transpose(1, 2) / padded.shape[-1]  # (B, L, L)  G_{l,m}
+            offsets = lags[:, None] - lags[None, :]  # (L, L)  l - m
+            cosines = torch.cos(2 * math.pi * offsets[..., None] * bins / window).flatten(0, 1)  # (L * L, F')
+            return (gram.flatten(1) @ cosines)[:, None]  # (B, 1, F')
         lag_sums = []
         for lag in range(window):
             r = (padded[:, : padded.shape[1] - lag] * padded[:, lag:]).mean(dim=-1)  # (B, T + L - 1 - k)
             lag_sums.append(r.unfold(1, window - lag, 1).sum(dim=-1))  # (B, T)
-        lags = torch.arange(window, dtype=padded.dtype, device=padded.device)
-        bins = torch.arange(window // 2 + 1, dtype=padded.dtype, device=padded.device)
         weights = torch.cos(2 * math.pi * lags[:, None] * bins / window) * torch.where(lags == 0, 1.0, 2.0)[:, None]
         return torch.stack(lag_sums, dim=-1) @ weights  # (B, T, L) @ (L, F') -> (B, T, F')
 

@@ -96,6 +96,21 @@ def test_matches_plain_fft_reference(causal, kernel_size, fft_window):
     assert out.reconstruction_loss.item() == pytest.approx(ref_loss, abs=1e-10)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_one_token_matches_plain_fft_reference(causal):
+    """A one-token input (every decode step) takes the single-window paths: the convolution as a multiply-sum, the
+    window's power from its Gram matrix, the synthesis as one product. Same reference as above, non-zero bias."""
+    module = make(causal)
+    with torch.no_grad():
+        module.conv.bias.normal_()
+    ids = random_ids(3, 1)
+    out = module(ids)
+    ref_rows, ref_ratio, ref_loss = reference_embedding(module, ids, [1, 1, 1])
+    torch.testing.assert_close(out.embeddings[:, 0], torch.cat(ref_rows), atol=1e-10, rtol=0)
+    torch.testing.assert_close(out.compression_ratio, ref_ratio, atol=1e-12, rtol=0)
+    assert out.reconstruction_loss.item() == pytest.approx(ref_loss, abs=1e-10)
+
+
 def test_shapes_and_ratio_range():
     module = LiquidEmbedding(VOCAB, D_MODEL, MAX_LENGTH, base_compression_ratio=0.6, min_compression_ratio=0.2)
     out = module(random_ids(3, 17))
