@@ -21,7 +21,7 @@ adding a term to a number whose digit at that place is 0 needs no fact and is me
 Every link is exactly true (tested), so the coherence metric can check each one.
 
 Two longer forms of an exact division write out the choice that a split hides (used by the word problems'
-``long`` division format, `liquid.data.math_tasks.word_division`):
+``long`` division format, `liquid.data.math_tasks.long_division`):
 
 5. long division, one-digit d: one step ``r = d * q + s`` per quotient digit, dividend = divisor * quotient +
    remainder, with r the remainder brought down with the next digit of n:

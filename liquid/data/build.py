@@ -72,9 +72,9 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
     in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
     `liquid.data.math_tasks.TRAIN_NUMBERS`; their divisions written in the `word_division` format of
     `liquid.data.math_tasks.WORD_DIVISIONS`; plus `division_facts` rows of `division_fact_examples`), verify
-    disjointness and shuffle rows of all tasks together. The
-    sentiment format changes only the sentiment responses and the number grid only the train split's word problems:
-    the same seed gives the same validation and test splits."""
+    disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
+    the number grid and the drills only the train split: the same seed gives the same validation and test splits
+    (the division format rewrites their division responses, never an instruction or answer)."""
     math_parts = _math_parts(sizes)
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
