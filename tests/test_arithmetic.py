@@ -132,3 +132,44 @@ def test_metrics_accept_every_math_reference(split: str) -> None:
     for row in math_rows:
         scores = score_row(row["response"], row)
         assert (scores["accuracy"], scores["coherence"], scores["coverage"]) == (1.0, 1.0, 1.0), row["response"]
+
+
+def test_tens_forms_read_as_documented() -> None:
+    from liquid.data.math_tasks import tens_division
+
+    assert tens_division(680, 8) == "680 / 8 = (640 + 40) / 8 = 80 + 5 = 85"
+    assert tens_division(320, 8) == "320 / 8 = (320 + 0) / 8 = 40 + 0 = 40"
+    assert tens_division(460, 4) == "460 / 4 = (440 + 20) / 4 = 110 + 5 = 115"
+    assert tens_division(960, 80) == "960 / 80 = 96 / 8 = (80 + 16) / 8 = 10 + 2 = 12"
+    assert tens_division(40, 8) == "40 / 8 = 5" and tens_division(225, 75) == "225 / 75 = 3"
+
+
+
+@pytest.mark.parametrize("kind", ["tens", "digits"])
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6, 7, 8, 9, 20, 40, 80])
+def test_uniform_divisions_keep_zero_parts(kind: str, d: int) -> None:
+    """--word_division tens / digits: every link true. A one-digit divisor e (after cancelling zeros) with a
+    quotient of 10 or more is split the same way whatever the digits: tens into ``(T + R) / e = T/e + R/e`` with T
+    the largest multiple of 10e and R < 10e (0 included), digits into one term per quotient digit (zeros included,
+    ``(e*q_1*10^k + ... + e*q_k) / e = q_1*10^k + ... + q_k``). Everything else is written as `place_division`."""
+    from liquid.data.math_tasks import WORD_DIVISIONS, place_division
+
+    divide = WORD_DIVISIONS[kind]
+    for quotient in range(0, 131):
+        n = quotient * d
+        text = divide(n, d)
+        chain = text.split(" = ")
+        assert chain[0] == f"{n} / {d}" and chain[-1] == str(quotient), text
+        assert all(evaluate(expression) == quotient for expression in chain), text
+        if quotient < 10:
+            assert text == place_division(n, d)
+            continue
+        e, m = (d // 10, n // 10) if d >= 10 else (d, n)
+        if kind == "tens":
+            tens, rest = 10 * e * (m // (10 * e)), m % (10 * e)
+            parts, terms = [tens, rest], [tens // e, rest // e]
+        else:
+            digits = str(quotient)
+            terms = [int(c) * 10 ** (len(digits) - 1 - i) for i, c in enumerate(digits)]
+            parts = [e * t for t in terms]
+        assert chain[-3] == f"({' + '.join(map(str, parts))}) / {e}" and chain[-2] == " + ".join(map(str, terms)), text

@@ -167,6 +167,12 @@ def test_math_steps_are_correct(rows: dict[str, list[dict]]) -> None:
             _assert_math_steps(row)
 
 
+# small splits with enough word problems to meet every division kind
+DIVISION_SIZES = {"train": {"math": 600, "qa": 12, "sentiment": 12},
+                  "validation": {"math": 120, "qa": 12, "sentiment": 12},
+                  "test": {"math": 120, "qa": 12, "sentiment": 12}}
+
+
 def _word_key(row: Example) -> tuple:
     """What a word problem is about, phrasing aside: the percentage it asks for, if any, its response's first
     clause and the first expression it computes (``760 / 8``: the numbers in the generator's order)."""
@@ -174,9 +180,9 @@ def _word_key(row: Example) -> tuple:
     return tuple(re.findall(r"(\d+)%", row.instruction)), clause, rest.split(" =", 1)[0]
 
 
-@pytest.mark.parametrize("grid", ["dense", "mixed"])
+@pytest.mark.parametrize("grid", ["dense", "mixed", "wide"])
 def test_denser_train_numbers_change_train_word_problems_only(grid: str) -> None:
-    """--train_word_numbers dense or mixed (the default): validation and test are those of the shipped grid; the
+    """--train_word_numbers dense, mixed (the default) or wide: validation and test are those of the shipped grid; the
     train split's word problems draw speeds off the 5 km/h grid and prices above 25, every link still true, no
     held-out problem in train."""
     small = {"train": {"math": 1800, "qa": 30, "sentiment": 30},
@@ -201,35 +207,82 @@ def test_denser_train_numbers_change_train_word_problems_only(grid: str) -> None
         build_splits(0, small, train_word_numbers="sparse")
 
 
+def test_wide_grid_pool_of_train_word_problems() -> None:
+    """--train_word_numbers wide --train_word_problems N: exactly N train word problems, drawn beyond every range of
+    the held-out grid (items, prices, percentage bases, hours, speeds), every link true, none a held-out problem,
+    and more distinct problems than the mixed grid gives from as many rows; the other rows and splits unchanged."""
+    small = {"train": {"math": 300, "qa": 12, "sentiment": 12},
+             "validation": {"math": 120, "qa": 12, "sentiment": 12},
+             "test": {"math": 120, "qa": 12, "sentiment": 12}}
+    mixed = build_splits(0, small, train_word_problems=1500)
+    wide = build_splits(0, small, train_word_numbers="wide", train_word_problems=1500)
+    plain = build_splits(0, small, train_word_numbers="wide")
+    assert sum(r.subset == "word_problem" for r in plain["train"]) == 100  # a third of the math rows
+    for split in ("validation", "test"):
+        assert [r.to_json() for r in mixed[split]] == [r.to_json() for r in wide[split]]
+    assert sorted(r.to_json() for r in mixed["train"] if r.subset != "word_problem") == \
+           sorted(r.to_json() for r in wide["train"] if r.subset != "word_problem")
+    words = [r for r in wide["train"] if r.subset == "word_problem"]
+    assert len(words) == 1500
+    held = {_word_key(r) for split in ("validation", "test") for r in wide[split] if r.subset == "word_problem"}
+    assert not held & {_word_key(r) for r in words}
+    for row in words:
+        _assert_math_steps(json.loads(row.to_json()))
+    text = " ".join(r.instruction for r in words)
+    assert max(int(n) for n in re.findall(r"(\d+) km/h", text)) > 120
+    assert max(int(n) for n in re.findall(r"(\d+) horas", text)) == 9
+    assert max(int(n) for n in re.findall(r"% de (\d+)", text)) > 500
+    products = (re.search(r"precio: (\d+) \* (\d+)", r.response) for r in words)
+    totals = [tuple(map(int, m.groups())) for m in products if m]
+    assert max(n for n, _ in totals) > 12 and max(price for _, price in totals) > 49
+    assert len({_word_key(r) for r in words}) > len({_word_key(r) for r in mixed["train"] if r.subset == "word_problem"})
+    with pytest.raises(ValueError, match="train_word_problems"):
+        build_splits(0, small, train_word_problems=-1)
+
+
+def _changed_division_responses(division: str) -> tuple[dict, list]:
+    """Build DIVISION_SIZES with place and with `division`: check that only responses differ, and only for word
+    problems that divide, each link true; return the `division` splits and the changed rows."""
+    place, other = build_splits(0, DIVISION_SIZES), build_splits(0, DIVISION_SIZES, word_division=division)
+    changed = []
+    for split in SPLITS:
+        for before, after in zip(place[split], other[split], strict=True):
+            assert (before.instruction, before.answer, before.concepts, before.subset) == \
+                   (after.instruction, after.answer, after.concepts, after.subset)
+            if before.response != after.response:
+                assert after.subset == "word_problem" and " / " in before.response, after.response
+                _assert_math_steps(json.loads(after.to_json()))
+                changed.append(after)
+    assert len(changed) > 20
+    return other, changed
+
+
 def test_word_division_formats_change_division_responses_only() -> None:
     """--word_division place / long: the same rows (instruction, answer, concepts) in every split; only word-problem
     responses that divide differ, each link true in both formats, and a long response states the quotient's
     digits one per step (``68 = 8 * 8 + 4. 40 = 8 * 5. 680 / 8 = 85``)."""
-    small = {"train": {"math": 600, "qa": 12, "sentiment": 12},
-             "validation": {"math": 120, "qa": 12, "sentiment": 12},
-             "test": {"math": 120, "qa": 12, "sentiment": 12}}
-    place, long = build_splits(0, small, word_division="place"), build_splits(0, small, word_division="long")
-    changed = 0
-    for split in SPLITS:
-        for before, after in zip(place[split], long[split], strict=True):
-            assert (before.instruction, before.answer, before.concepts, before.subset) == \
-                   (after.instruction, after.answer, after.concepts, after.subset)
-            if before.response != after.response:
-                changed += 1
-                assert after.subset == "word_problem" and " / " in before.response, after.response
-                _assert_math_steps(json.loads(after.to_json()))
-                quotient = re.search(r"(\d+) / (\d+)\. ", after.response)
-                assert quotient, after.response
-                n, d = map(int, quotient.groups())
-                assert f"{n} / {d} = " in after.response and str(n // d) in after.response.split(f"{n} / {d} = ")[-1]
-    assert changed > 20
+    long, changed = _changed_division_responses("long")
+    for row in changed:
+        quotient = re.search(r"(\d+) / (\d+)\. ", row.response)
+        assert quotient, row.response
+        n, d = map(int, quotient.groups())
+        assert f"{n} / {d} = " in row.response and str(n // d) in row.response.split(f"{n} / {d} = ")[-1]
     speed = next(r.response for r in long["train"] if "velocidad es la distancia" in r.response and " + " in
                  r.response.split(": ", 1)[1].split(". ")[1])
     step = speed.split(": ", 1)[1].split(". ")[1]  # "68 = 8 * 8 + 4"
     left, right = step.split(" = ")
     assert int(left) == _evaluate(right) and int(right.split(" + ")[1]) < int(right.split(" * ")[0])
     with pytest.raises(ValueError, match="unknown division"):
-        build_splits(0, small, word_division="short")
+        build_splits(0, DIVISION_SIZES, word_division="short")
+
+
+@pytest.mark.parametrize("division", ["tens", "digits"])
+def test_uniform_divisions_change_only_divisions_with_a_quotient_of_ten_or_more(division: str) -> None:
+    """--word_division tens / digits: the same rows in every split; a changed response is a word problem whose
+    division now reads ``(T + R) / d`` (or one term per quotient digit) with zero terms kept, every link true."""
+    _, changed = _changed_division_responses(division)
+    assert all(re.search(r"\(\d+( \+ \d+)+\) / \d ", row.response) for row in changed)
+    assert sum(" + 0) / " in row.response for row in changed) > 5
 
 
 def test_division_facts_drill_every_long_division_step_in_train_only() -> None:

@@ -67,15 +67,22 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
                  sentiment_response: str = DEFAULT_SENTIMENT_RESPONSE,
                  train_word_numbers: str = DEFAULT_TRAIN_NUMBERS,
                  word_division: str = DEFAULT_WORD_DIVISION,
-                 division_facts: int = 0) -> dict[str, list[Example]]:
+                 division_facts: int = 0,
+                 train_word_problems: int | None = None) -> dict[str, list[Example]]:
     """Generate every split (train with `long_train_rows` long texts of training sentences; sentiment responses
     in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
     `liquid.data.math_tasks.TRAIN_NUMBERS`; their divisions written in the `word_division` format of
-    `liquid.data.math_tasks.WORD_DIVISIONS`; plus `division_facts` rows of `division_fact_examples`), verify
+    `liquid.data.math_tasks.WORD_DIVISIONS`; plus `division_facts` rows of `division_fact_examples`; with
+    `train_word_problems` that many train word problems instead of the mix's share, a pool for `main.py --oversample
+    word_problem=K` with a fractional K to draw from afresh each epoch), verify
     disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
     the number grid and the drills only the train split: the same seed gives the same validation and test splits
     (the division format rewrites their division responses, never an instruction or answer)."""
     math_parts = _math_parts(sizes)
+    if train_word_problems is not None:
+        if train_word_problems < 0:
+            raise ValueError(f"train_word_problems must be >= 0, got {train_word_problems}")
+        math_parts["word_problem"]["train"] = train_word_problems
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
         ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers, division=word_division),
@@ -140,15 +147,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train_word_numbers", choices=tuple(TRAIN_NUMBERS), default=DEFAULT_TRAIN_NUMBERS,
                         help="number grid of the train split's word problems: the held-out splits' (shipped), a "
                              "denser one (dense: speeds in steps of 1 km/h, unit prices up to 49 euros), or half of "
-                             "the speeds on each grid (mixed); held-out keys stay out of train either way")
+                             "the speeds on each grid (mixed), or a grid several times the rows (wide: 2-19 items at 2-59 "
+                             "euros, percentage bases to 990, 2-9 hours, vehicles to 250 km/h); held-out keys stay "
+                             "out of train either way")
     parser.add_argument("--word_division", choices=tuple(WORD_DIVISIONS), default=DEFAULT_WORD_DIVISION,
                         help="how word problems write a division: one place-value chain (place: 680 / 8 = (640 + 40) "
                              "/ 8 = 80 + 5 = 85) or long division, one step per quotient digit (long: 68 = 8 * 8 + 4. "
-                             "40 = 8 * 5. 680 / 8 = 85; multiples for two-digit divisors); all splits change")
+                             "40 = 8 * 5. 680 / 8 = 85; multiples for two-digit divisors), or always two parts for a "
+                             "quotient of 10 or more (tens: 320 / 8 = (320 + 0) / 8 = 40 + 0 = 40); all splits change")
     parser.add_argument("--division_facts", type=int, default=0,
                         help="train rows drilling the step of long division, 'Divide 68 entre 8 con resto.' -> "
                              "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
+    parser.add_argument("--train_word_problems", type=int, default=None,
+                        help="train rows of word problems (default: the mix's 6,000); a larger pool for main.py's "
+                             "--oversample word_problem=K with a fractional K, which draws a fresh share each epoch")
     args = parser.parse_args(argv)
+    if args.train_word_problems is not None and args.train_word_problems < 0:
+        parser.error(f"--train_word_problems must be >= 0, got {args.train_word_problems}")
     if args.division_facts < 0:
         parser.error(f"--division_facts must be >= 0, got {args.division_facts}")
     if args.long_train_rows < 0:
@@ -156,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response,
                           train_word_numbers=args.train_word_numbers, word_division=args.word_division,
-                          division_facts=args.division_facts)
+                          division_facts=args.division_facts, train_word_problems=args.train_word_problems)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
     logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)

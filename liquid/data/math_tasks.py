@@ -235,9 +235,43 @@ def long_division(n: int, d: int) -> str:
     return ". ".join([f"{n} / {d}", *steps, chain_text([f"{a} / {b}" for a, b in forms] + [str(quotient)])])
 
 
+def tens_division(n: int, d: int) -> str:
+    """``n / d`` with a quotient of 10 or more always in the same two parts: the largest multiple of ``10 * d`` in
+    n, then the rest, even when the rest is 0: ``680 / 8 = (640 + 40) / 8 = 80 + 5 = 85``, ``320 / 8 = (320 + 0)
+    / 8 = 40 + 0 = 40``, ``460 / 4 = (440 + 20) / 4 = 110 + 5 = 115``. So the first token after ``=`` is the same
+    for every such division, and whether the quotient ends in 0 is written as digits (the rest) instead of as the
+    chain's shape. Divisions by 10 or more (after cancelling zeros) and one-digit quotients are `place_division`."""
+    forms = cancel_zeros(n, d)  # 960 / 80 -> 96 / 8
+    m, e = forms[-1]
+    if e >= 10 or m < 10 * e:
+        return place_division(n, d)
+    tens = 10 * e * (m // (10 * e))
+    rest = m - tens
+    return chain_text([f"{a} / {b}" for a, b in forms]
+                      + [f"({tens} + {rest}) / {e}", f"{tens // e} + {rest // e}", str(n // d)])
+
+
+def digits_division(n: int, d: int) -> str:
+    """``n / d`` with a quotient of 10 or more split into one part per digit of the quotient, zero digits included,
+    so the chain's shape depends only on how many digits the quotient has: ``320 / 8 = (320 + 0) / 8 = 40 + 0 =
+    40``, ``440 / 4 = (400 + 40 + 0) / 4 = 100 + 10 + 0 = 110``, ``680 / 8 = (640 + 40) / 8 = 80 + 5 = 85`` (as
+    `place_division`, which leaves the zero digits out). Divisions by 10 or more (after cancelling zeros) and
+    one-digit quotients are `place_division`."""
+    forms = cancel_zeros(n, d)  # 960 / 80 -> 96 / 8
+    m, e = forms[-1]
+    if e >= 10 or m < 10 * e:
+        return place_division(n, d)
+    quotient = str(m // e)
+    places = [int(digit) * 10 ** (len(quotient) - 1 - i) for i, digit in enumerate(quotient)]  # 110 -> 100, 10, 0
+    return chain_text([f"{a} / {b}" for a, b in forms]
+                      + [f"({' + '.join(str(e * p) for p in places)}) / {e}", " + ".join(map(str, places)),
+                         quotient])
+
+
 # --word_division: how the word problems write a division (equations always use place_division)
 Divide = Callable[[int, int], str]
-WORD_DIVISIONS: dict[str, Divide] = {"place": place_division, "long": long_division}
+WORD_DIVISIONS: dict[str, Divide] = {"place": place_division, "long": long_division, "tens": tens_division,
+                                     "digits": digits_division}
 DEFAULT_WORD_DIVISION = "place"  # long: test math 0.882 vs 0.916 on seed 0 (docs/experiments.md, session 12)
 
 
@@ -250,6 +284,11 @@ class WordNumbers:
 
     speed_steps: tuple[int, ...]  # speeds are MIN_SPEED + k * step up to the vehicle's top speed, step drawn from these
     unit_prices: range  # prices of the "total" problems
+    quantities: range = QUANTITY_RANGE  # item counts of the "total" problems
+    percent_bases_10: range = PERCENT_BASES_10  # bases of the percentages computed through a tenth or a half
+    percent_bases_20: range = PERCENT_BASES_20  # bases of 25% and 75% (multiples of 20)
+    hours: range = HOURS_RANGE  # hours of the motion problems
+    top_speeds: tuple[int, ...] | None = None  # each vehicle's top speed in km/h (None: those of `VEHICLES`)
 
 
 SHIPPED_NUMBERS = WordNumbers(speed_steps=(SPEED_STEP,), unit_prices=UNIT_PRICE_RANGE)
@@ -257,7 +296,14 @@ DENSE_NUMBERS = WordNumbers(speed_steps=(1,), unit_prices=range(2, 50))
 # half of the speeds on the held-out splits' 5 km/h grid, half on the 1 km/h grid: keeps round quotients
 # (640 / 8 = 80, no split) as common as in the held-out splits
 MIXED_NUMBERS = WordNumbers(speed_steps=(SPEED_STEP, 1), unit_prices=range(2, 50))
-TRAIN_NUMBERS = {"shipped": SHIPPED_NUMBERS, "dense": DENSE_NUMBERS, "mixed": MIXED_NUMBERS}  # --train_word_numbers
+# a grid several times larger than the train split's word problems, so that no (kind, numbers) can be learnt as a
+# lookup (the equations' key space, 23,520, is twice their 12,000 train rows): 2-19 items at 2-59 euros, percentage
+# bases up to 990, 2-9 hours, faster vehicles (distances up to 2,250 km); every held-out number is inside it
+WIDE_NUMBERS = WordNumbers(speed_steps=(SPEED_STEP, 1), unit_prices=range(2, 60), quantities=range(2, 20),
+                           percent_bases_10=range(20, 1000, 10), percent_bases_20=range(20, 1000, 20),
+                           hours=range(2, 10), top_speeds=(250, 180, 120, 200, 40, 120, 60, 140))
+TRAIN_NUMBERS = {"shipped": SHIPPED_NUMBERS, "dense": DENSE_NUMBERS, "mixed": MIXED_NUMBERS,
+                 "wide": WIDE_NUMBERS}  # --train_word_numbers
 DEFAULT_TRAIN_NUMBERS = "mixed"  # held-out word problems 0.689 / 0.623 (shipped grid) -> 0.784 (docs/experiments.md, session 11)
 
 CHANGE_PHRASINGS = (
@@ -322,7 +368,7 @@ def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: 
 
 
 def _total(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
-    n, price = rng.choice(QUANTITY_RANGE), rng.choice(numbers.unit_prices)
+    n, price = rng.choice(numbers.quantities), rng.choice(numbers.unit_prices)
     singular, plural, feminine = rng.choice(GOODS)
     total = n * price
     instruction = rng.choice(TOTAL_PHRASINGS).format(name=rng.choice(NAMES), n=n, plural=plural, singular=singular,
@@ -352,7 +398,7 @@ def _percent_steps(p: int, base: int, divide: Divide = place_division) -> tuple[
 
 def _percent(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
     p = rng.choice(PERCENTS)
-    base = rng.choice(PERCENT_BASES_20 if p in QUARTER_PERCENTS else PERCENT_BASES_10)
+    base = rng.choice(numbers.percent_bases_20 if p in QUARTER_PERCENTS else numbers.percent_bases_10)
     steps, result = _percent_steps(p, base, divide)
     item = rng.choice(PURCHASES)
     instruction = rng.choice(PERCENT_PHRASINGS).format(p=p, base=base, Item=item[0].upper() + item[1:])
@@ -361,10 +407,13 @@ def _percent(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide:
 
 
 def _motion_numbers(rng: random.Random, numbers: WordNumbers) -> tuple[str, int, int]:
-    subject, top = rng.choice(VEHICLES)
+    vehicle = rng.randrange(len(VEHICLES))
+    subject, top = VEHICLES[vehicle]
+    if numbers.top_speeds is not None:
+        top = numbers.top_speeds[vehicle]
     steps = numbers.speed_steps  # one step draws nothing, so the held-out splits are those of before the option
     speed = rng.randrange(MIN_SPEED, top + 1, steps[0] if len(steps) == 1 else rng.choice(steps))
-    return subject, speed, rng.choice(HOURS_RANGE)
+    return subject, speed, rng.choice(numbers.hours)
 
 
 def _motion_text(template: str, subject: str, speed: int, hours: int) -> str:
