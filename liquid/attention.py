@@ -229,12 +229,21 @@ class EnhancedLocalAttention(_MultiHeadProjections):
 
     def _band(self, length: int, device: torch.device) -> Tensor | None:
         """(T, T) window mask for positions 0..T-1, cached per (T, device); None when every pair is allowed."""
+        if self._band_is_full(length):  # decided in Python: no tensor-to-bool sync (a graph break under compile)
+            return None
         key = (length, device)
         if key not in self._band_cache:
             positions = torch.arange(length, device=device)
-            band = _window_mask(positions[:, None], positions[None, :], self.window_size, self.causal, self.overlap)
-            self._band_cache[key] = None if bool(band.all()) else band
+            self._band_cache[key] = _window_mask(positions[:, None], positions[None, :], self.window_size,
+                                                 self.causal, self.overlap)
         return self._band_cache[key]
+
+    def _band_is_full(self, length: int) -> bool:
+        """Whether the window lets every position 0..T-1 see every other (then no mask is needed): one position
+        when causal; otherwise T - 1 <= W // 2 with overlapping windows, T <= W (one block) with disjoint ones."""
+        if self.causal or length <= 1:
+            return length <= 1
+        return length - 1 <= self.window_size // 2 if self.overlap else length <= self.window_size
 
     def _full_band_attention(self, q: Tensor, k: Tensor, v: Tensor, valid: Tensor | None) -> Tensor:
         """Short sequences: one SDPA call over all T keys with the (T, T) band mask (and key padding).

@@ -94,6 +94,19 @@ MODES = [(c, o) for c in (True, False) for o in (True, False)]
 
 # ----------------------------------------------------------------------------- local attention
 @pytest.mark.parametrize("causal,overlap", MODES)
+def test_band_is_full_agrees_with_reference_band(causal, overlap):
+    """The Python-side "no mask needed" decision equals the reference band being all True, at every length
+    around the window's reach; and the cached band, when one is needed, is the reference band."""
+    for window in (1, 2, 3, 4, 5, 8):
+        module = make_local(window, causal, overlap)
+        for length in range(1, 3 * window + 3):
+            reference = reference_band(length, window, causal, overlap)
+            assert module._band_is_full(length) == bool(reference.all()), (window, length)
+            band = module._band(length, torch.device("cpu"))
+            assert (band is None) if reference.all() else torch.equal(band, reference), (window, length)
+
+
+@pytest.mark.parametrize("causal,overlap", MODES)
 @pytest.mark.parametrize("window,length", [(4, 3), (4, 4), (4, 16), (5, 23), (3, 64), (1, 7)])
 def test_local_matches_band_reference(causal, overlap, window, length):
     module = make_local(window, causal, overlap)
