@@ -3,6 +3,7 @@
     python benchmarks/bench_generate.py            # small preset, batch 1 and 16, 128 new tokens, source 32
     python benchmarks/bench_generate.py --quick    # 32 new tokens, one timed run each (< 1 min)
     python benchmarks/bench_generate.py --profile --batches 1   # + torch.profiler table of one cached generate()
+    python benchmarks/bench_generate.py --with_statistics       # + the A/B of skipping routing statistics per step
 
 Every run forces exactly --new_tokens new tokens (min_new_tokens = max_new_tokens, greedy), so the three
 generate the same amount of work whatever their (random) weights predict. T5 is built from a T5Config
@@ -34,9 +35,27 @@ from liquid.modeling import LiquidFoundationModelOptimized  # noqa: E402
 KIB = 1024
 
 
+class WithStatistics(torch.nn.Module):
+    """liquid with the decoder's routing statistics collected at every generate() step, as before they were
+    skipped there (`--with_statistics`: the A/B of that change, interleaved in the same run)."""
+
+    def __init__(self, model: LiquidFoundationModelOptimized) -> None:
+        super().__init__()
+        self.model = model
+
+    def generate(self, **kwargs):
+        decoder = self.model.decoder
+        plain = decoder.forward
+        decoder.forward = lambda *args, **kw: plain(*args, **{**kw, "statistics": True})
+        try:
+            return self.model.generate(**kwargs)
+        finally:
+            del decoder.forward  # back to the class's method
+
+
 def generate(model, input_ids: torch.Tensor, new_tokens: int, use_cache: bool):
     extra = {}
-    if use_cache and not isinstance(model, LiquidFoundationModelOptimized):
+    if use_cache and not isinstance(model, (LiquidFoundationModelOptimized, WithStatistics)):
         # T5 with fewer encoder than decoder layers: the cache generate() sizes from the config has
         # num_layers (encoder) slots, too few for the decoder; an empty DynamicCache grows per layer.
         from transformers import DynamicCache, EncoderDecoderCache
@@ -87,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="after the table, profile one cached liquid generate() at the first batch size "
                              "(ops by self CPU time, calls per new token)")
+    parser.add_argument("--with_statistics", action="store_true",
+                        help="also time liquid cached with the decoder's routing statistics collected at every step "
+                             "(how generate() ran before they were skipped), interleaved with the rest")
     args = parser.parse_args(argv)
     if args.quick:
         args.new_tokens, args.repeats = 32, 1
@@ -99,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     liquid = LiquidFoundationModelOptimized(config).to(device).eval()
     t5 = t5_like(config).to(device).eval()
     runs = {"liquid cached": (liquid, True), "liquid uncached": (liquid, False), "T5 cached": (t5, True)}
+    if args.with_statistics:
+        runs["liquid cached, statistics"] = (WithStatistics(liquid), True)
     rows, caches = [], {}
     for batch in args.batches:
         input_ids = torch.randint(FIRST_REAL_TOKEN, VOCAB_SIZE, (batch, args.source_length),
@@ -128,6 +152,10 @@ def main(argv: list[str] | None = None) -> None:
         summary.append(f"batch {batch}: {speedup:.2f}x uncached, {vs_t5:.2f}x T5")
         print(f"| {batch} | {rate['liquid cached']:,.0f} | {rate['liquid uncached']:,.0f} | {rate['T5 cached']:,.0f} "
               f"| {speedup:.2f} | {vs_t5:.2f} |")
+    if args.with_statistics:
+        for batch, rate in rows:
+            gain = rate["liquid cached"] / rate["liquid cached, statistics"]
+            summary.append(f"batch {batch}: skipping the statistics {gain:.3f}x")
     for name, (positions, size) in caches.items():
         print(f"\n{name} self-attention cache after {args.new_tokens} tokens (batch {args.batches[-1]}): "
               f"{positions} positions per layer, {size / KIB:,.0f} KiB", end="")

@@ -27,8 +27,8 @@ class DecoderOutput:
     compression_ratio: torch.Tensor  # (B,)
     experts_per_token: torch.Tensor | None
     expert_load: list[torch.Tensor]  # per layer, (E,)
-    layer_experts_per_token: torch.Tensor  # (L,) per layer
-    router_entropy: torch.Tensor  # (L,) per layer
+    layer_experts_per_token: torch.Tensor | None  # (L,) per layer
+    router_entropy: torch.Tensor | None  # (L,) per layer
 
 
 class DecoderLayer(nn.Module):
@@ -82,7 +82,10 @@ class LiquidDecoder(nn.Module):
         encoder_mask: torch.Tensor | None = None,  # (B, S)
         decoder_mask: torch.Tensor | None = None,  # (B, T), 1 = real (statistics only: the decoder is causal)
         cache: LiquidCache | None = None,
+        statistics: bool = True,
     ) -> DecoderOutput:
+        """`statistics=False` (a `generate()` step: no loss, no monitor) skips the MoE auxiliary loss and routing
+        statistics: their fields are None and `expert_load` is empty; the hidden states are the same."""
         emb = self.embedding(
             decoder_input_ids, decoder_mask, state=cache.embedding if cache is not None else None
         )
@@ -92,11 +95,15 @@ class LiquidDecoder(nn.Module):
         aux, experts, loads, entropy = [], [], [], []
         for index, layer in enumerate(self.layers):
             x, moe = layer(x, encoder_states, encoder_mask, decoder_mask, cache, index)
+            if not statistics:
+                continue
             aux.append(moe.aux_loss)
             experts.append(moe.experts_per_token)
             loads.append(moe.expert_load)
             entropy.append(moe.router_entropy)
         x = masked(self.norm(x), decoder_mask)
+        if not statistics:
+            return DecoderOutput(x, None, emb.reconstruction_loss, emb.compression_ratio, None, [], None, None)
         return DecoderOutput(
             last_hidden_state=x,
             aux_loss=torch.stack(aux).sum(),

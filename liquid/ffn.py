@@ -34,5 +34,5 @@ class DenseSwiGLU(nn.Module):
         if mask is not None:
             y = y * mask.unsqueeze(-1).to(y.dtype)
         zero = y.new_zeros(())
-        return MoEOutput(hidden_states=y, aux_loss=zero, experts_per_token=zero + 1, expert_load=y.new_ones(1),
+        return MoEOutput(hidden_states=y, aux_loss=zero, experts_per_token=y.new_ones(()), expert_load=y.new_ones(1),
                          router_logits=y.new_zeros(0, 1), router_entropy=zero)

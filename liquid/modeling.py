@@ -50,6 +50,12 @@ class LiquidSeq2SeqLMOutput(Seq2SeqLMOutput):
     router_entropy: torch.Tensor | None = None  # (L,) mean router entropy (nats), same layer order
 
 
+def _cat_present(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """Concatenate the per-layer statistics that were collected; None when none were (a generate() step)."""
+    present = [t for t in parts if t is not None]
+    return torch.cat(present) if present else None
+
+
 class LiquidPreTrainedModel(PreTrainedModel):
     config_class = LiquidConfig
     base_model_prefix = "liquid"
@@ -168,8 +174,9 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
         if use_cache and cache is None:
             cache = LiquidCache(self.config.decoder_layers)
         cache = cache if use_cache else None
+        statistics = cache is None or labels is not None or torch.is_grad_enabled()  # False: a generate() step
         dec = self.decoder(decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
-                           cache=cache)
+                           cache=cache, statistics=statistics)
         logits = self.lm_head(dec.last_hidden_state)  # (B, T, V)
         return self._output(logits, labels, enc, dec, cache)
 
@@ -210,7 +217,7 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
     def _output(self, logits, labels, enc: EncoderOutput, dec: DecoderOutput, cache) -> LiquidSeq2SeqLMOutput:
         """Total loss L = L_token + moe_loss_weight * aux + reconstruction_weight * rec, and the statistics."""
         encoded = enc.aux_loss is not None  # False when generate() passed precomputed encoder states
-        aux_loss = dec.aux_loss + enc.aux_loss if encoded else dec.aux_loss
+        aux_loss = dec.aux_loss + enc.aux_loss if encoded and dec.aux_loss is not None else dec.aux_loss
         rec_loss = dec.reconstruction_loss + enc.reconstruction_loss if encoded else dec.reconstruction_loss
         loss = lm_loss = ce_loss = None
         if labels is not None:
@@ -231,10 +238,10 @@ class LiquidFoundationModelOptimized(LiquidPreTrainedModel, GenerationMixin):
             compression_ratio=enc.compression_ratio,
             decoder_compression_ratio=dec.compression_ratio,
             experts_per_token=(dec.experts_per_token + enc.experts_per_token) / 2 if encoded
-            and enc.experts_per_token is not None else dec.experts_per_token,
+            and enc.experts_per_token is not None and dec.experts_per_token is not None else dec.experts_per_token,
             expert_load=tuple(dec.expert_load),
-            layer_experts_per_token=torch.cat([t for t in per_layer if t is not None]),
-            router_entropy=torch.cat([t for t in entropy if t is not None]),
+            layer_experts_per_token=_cat_present(per_layer),
+            router_entropy=_cat_present(entropy),
         )
 
     @torch.no_grad()

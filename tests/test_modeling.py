@@ -115,6 +115,31 @@ def test_cached_forward_equals_full_recompute(model):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("ffn_type", ["moe_encoder", "moe_decoder"])
+def test_generation_steps_skip_statistics_not_results(ffn_type):
+    """Without autograd and labels a cached step (what generate() runs) collects no routing statistics, and its
+    logits are those of the same step with them (with autograd) and of the full recompute."""
+    model = make_model(ffn_type=ffn_type)
+    input_ids, mask, dec = batch()
+    full = model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=dec).logits
+    enc = model.get_encoder()(input_ids, mask)
+    outputs = {}
+    for grad in (True, False):
+        cache, steps = None, []
+        with torch.set_grad_enabled(grad):
+            for t in range(dec.size(1)):
+                out = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=dec[:, t:t + 1],
+                            cache=cache, use_cache=True)
+                cache = out.cache
+                steps.append(out.logits.detach())
+        outputs[grad] = (torch.cat(steps, dim=1), out)
+    (with_stats, stats_out), (without, lean_out) = outputs[True], outputs[False]
+    assert stats_out.router_entropy is not None and stats_out.aux_loss is not None
+    assert lean_out.router_entropy is None and lean_out.layer_experts_per_token is None and lean_out.aux_loss is None
+    torch.testing.assert_close(without, with_stats, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(without, full, rtol=1e-5, atol=1e-5)
+
+
 def test_cache_stays_within_the_window():
     model = make_model(decoder_window_size=4)
     input_ids, mask, _ = batch()
