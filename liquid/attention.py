@@ -353,8 +353,8 @@ class CrossAttention(_MultiHeadProjections):
     """Full attention from decoder queries to all encoder states (no RoPE): softmax(Q K^T / sqrt(dk) + mask) V.
 
     ``encoder_mask`` (B, S) marks real encoder tokens with 1; padded encoder states get weight 0.
-    ``project_memory(encoder_states)`` returns the (k, v) projections once so the decoder can cache them and
-    pass ``memory=(k, v)`` at every decoding step.
+    ``project_memory(encoder_states, encoder_mask)`` returns the (k, v) projections and the prepared key mask once,
+    so the decoder can cache them and pass ``memory=(k, v, key_mask)`` at every decoding step.
     """
 
     def __init__(
@@ -363,29 +363,39 @@ class CrossAttention(_MultiHeadProjections):
     ) -> None:
         super().__init__(d_model, num_heads, num_kv_heads, dropout, bias, qk_norm)
 
-    def project_memory(self, encoder_states: Tensor) -> tuple[Tensor, Tensor]:
-        """encoder_states (B, S, D) -> (k, v), each (B, Hkv, S, dh)."""
-        return self._keys_values(encoder_states)
+    def project_memory(self, encoder_states: Tensor,
+                       encoder_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """encoder_states (B, S, D) -> (k, v, key_mask): k, v (B, Hkv, S, dh); key_mask (B, 1, 1, S) bool, or None
+        without an encoder_mask."""
+        k, v = self._keys_values(encoder_states)
+        return k, v, self._key_mask(encoder_mask, k)
+
+    @staticmethod
+    def _key_mask(encoder_mask: Tensor | None, k: Tensor) -> Tensor | None:
+        """(B, S) 1 = real -> (B, 1, 1, S) bool for SDPA (a row with no real key sees every key: finite softmax)."""
+        if encoder_mask is None:
+            return None
+        if encoder_mask.shape != (k.shape[0], k.shape[SEQ_DIM]):
+            raise ValueError(f"encoder_mask must be (B, S) = {(k.shape[0], k.shape[SEQ_DIM])}, "
+                             f"got {tuple(encoder_mask.shape)}")
+        return _allow_empty_rows(encoder_mask.to(torch.bool))[:, None, None, :]  # (B, 1, 1, S)
 
     def forward(
         self,
         x: Tensor,
         encoder_states: Tensor | None = None,
         encoder_mask: Tensor | None = None,
-        memory: tuple[Tensor, Tensor] | None = None,
+        memory: tuple[Tensor, Tensor, Tensor | None] | None = None,
     ) -> Tensor:
-        """x (B, T, D) queries; keys/values from ``memory`` if given, else from ``encoder_states``. -> (B, T, D)."""
+        """x (B, T, D) queries; keys/values (and key mask) from ``memory`` if given, else from ``encoder_states``
+        and ``encoder_mask``. -> (B, T, D)."""
         if memory is None:
             if encoder_states is None:
-                raise ValueError("CrossAttention needs encoder_states or memory=(k, v)")
-            memory = self.project_memory(encoder_states)
-        k, v = memory  # (B, Hkv, S, dh)
-        mask = None
-        if encoder_mask is not None:
-            if encoder_mask.shape != (k.shape[0], k.shape[SEQ_DIM]):
-                raise ValueError(f"encoder_mask must be (B, S) = {(k.shape[0], k.shape[SEQ_DIM])}, "
-                                 f"got {tuple(encoder_mask.shape)}")
-            mask = _allow_empty_rows(encoder_mask.to(torch.bool))[:, None, None, :]  # (B, 1, 1, S)
+                raise ValueError("CrossAttention needs encoder_states or memory=(k, v, key_mask)")
+            memory = self.project_memory(encoder_states, encoder_mask)
+        k, v, mask = memory  # (B, Hkv, S, dh) x 2, (B, 1, 1, S) or None
+        if mask is None:
+            mask = self._key_mask(encoder_mask, k)
         out = F.scaled_dot_product_attention(
             self._queries(x),  # (B, H, T, dh)
             k,

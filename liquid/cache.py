@@ -21,7 +21,8 @@ class LiquidCache:
 
     def __init__(self, num_layers: int):
         self.self_attention = [LocalKVCache() for _ in range(num_layers)]
-        self.cross_attention: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
+        # per layer (k, v, key_mask) of the encoder states, projected once (key_mask None: no padding)
+        self.cross_attention: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None] = [None] * num_layers
         self.embedding = EmbeddingState()
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -33,7 +34,7 @@ class LiquidCache:
         for layer_cache in self.self_attention:
             layer_cache.reorder(beam_idx)
         self.cross_attention = [
-            None if kv is None else tuple(t.index_select(0, beam_idx.to(t.device)) for t in kv)
+            None if kv is None else tuple(None if t is None else t.index_select(0, beam_idx.to(t.device)) for t in kv)
             for kv in self.cross_attention
         ]
         self.embedding.reorder(beam_idx)

@@ -57,7 +57,7 @@ class DecoderLayer(nn.Module):
         memory = None
         if cache is not None:
             if cache.cross_attention[index] is None:  # first step: project the encoder states once
-                cache.cross_attention[index] = self.cross_attn.project_memory(encoder_states)
+                cache.cross_attention[index] = self.cross_attn.project_memory(encoder_states, encoder_mask)
             memory = cache.cross_attention[index]
         h = self.cross_attn(self.cross_attn_norm(x), encoder_states=encoder_states,
                             encoder_mask=encoder_mask, memory=memory)

@@ -304,8 +304,11 @@ def test_cross_attention_matches_reference_and_memory_path(num_kv_heads):
     out = module(x, encoder_states=enc, encoder_mask=enc_mask)
     torch.testing.assert_close(out, ref, atol=ATOL, rtol=0)
     memory = module.project_memory(enc)
-    assert memory[0].shape == (2, module.num_kv_heads, 7, D_MODEL // NUM_HEADS)
+    assert memory[0].shape == (2, module.num_kv_heads, 7, D_MODEL // NUM_HEADS) and memory[2] is None
     torch.testing.assert_close(module(x, encoder_mask=enc_mask, memory=memory), out, atol=0, rtol=0)
+    masked_memory = module.project_memory(enc, enc_mask)  # the key mask prepared once, as the decoder caches it
+    assert masked_memory[2].shape == (2, 1, 1, 7)
+    torch.testing.assert_close(module(x, memory=masked_memory), out, atol=0, rtol=0)
 
     # Padded encoder states do not matter.
     enc_changed = enc.clone()
