@@ -173,3 +173,24 @@ def test_uniform_divisions_keep_zero_parts(kind: str, d: int) -> None:
             terms = [int(c) * 10 ** (len(digits) - 1 - i) for i, c in enumerate(digits)]
             parts = [e * t for t in terms]
         assert chain[-3] == f"({' + '.join(map(str, parts))}) / {e}" and chain[-2] == " + ".join(map(str, terms)), text
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6, 7, 8, 9, 20])
+def test_rest_division_computes_the_rest_before_using_it(d: int) -> None:
+    """--word_division rest: a two-digit quotient of a one-digit divisor is a subtraction chain n - T = R (T the
+    largest multiple of 10d, every link true), then ``n / d = (T + R) / d = T/d + R/d = q``; every other division
+    is `place_division`."""
+    from liquid.data.math_tasks import place_division, rest_division
+
+    for quotient in range(0, 131):
+        n = quotient * d
+        text = rest_division(n, d)
+        if d > 9 or not 10 <= quotient <= 99:
+            assert text == place_division(n, d)
+            continue
+        subtraction, division = text.split(". ")
+        tens, rest = 10 * d * (quotient // 10), n - 10 * d * (quotient // 10)
+        links = subtraction.split(" = ")
+        assert links[0] == f"{n} - {tens}" and links[-1] == str(rest), text
+        assert all(evaluate(expression) == rest for expression in links), text
+        assert division == f"{n} / {d} = ({tens} + {rest}) / {d} = {tens // d} + {rest // d} = {quotient}", text

@@ -235,7 +235,8 @@ def test_wide_grid_pool_of_train_word_problems() -> None:
     products = (re.search(r"precio: (\d+) \* (\d+)", r.response) for r in words)
     totals = [tuple(map(int, m.groups())) for m in products if m]
     assert max(n for n, _ in totals) > 12 and max(price for _, price in totals) > 49
-    assert len({_word_key(r) for r in words}) > len({_word_key(r) for r in mixed["train"] if r.subset == "word_problem"})
+    mixed_words = [r for r in mixed["train"] if r.subset == "word_problem"]
+    assert len({_word_key(r) for r in words}) > len({_word_key(r) for r in mixed_words})
     with pytest.raises(ValueError, match="train_word_problems"):
         build_splits(0, small, train_word_problems=-1)
 
@@ -243,7 +244,8 @@ def test_wide_grid_pool_of_train_word_problems() -> None:
 def _changed_division_responses(division: str) -> tuple[dict, list]:
     """Build DIVISION_SIZES with place and with `division`: check that only responses differ, and only for word
     problems that divide, each link true; return the `division` splits and the changed rows."""
-    place, other = build_splits(0, DIVISION_SIZES), build_splits(0, DIVISION_SIZES, word_division=division)
+    place = build_splits(0, DIVISION_SIZES, word_division="place")
+    other = build_splits(0, DIVISION_SIZES, word_division=division)
     changed = []
     for split in SPLITS:
         for before, after in zip(place[split], other[split], strict=True):
@@ -276,10 +278,11 @@ def test_word_division_formats_change_division_responses_only() -> None:
         build_splits(0, DIVISION_SIZES, word_division="short")
 
 
-@pytest.mark.parametrize("division", ["tens", "digits"])
+@pytest.mark.parametrize("division", ["tens", "digits", "rest"])
 def test_uniform_divisions_change_only_divisions_with_a_quotient_of_ten_or_more(division: str) -> None:
-    """--word_division tens / digits: the same rows in every split; a changed response is a word problem whose
-    division now reads ``(T + R) / d`` (or one term per quotient digit) with zero terms kept, every link true."""
+    """--word_division tens / digits / rest: the same rows in every split; a changed response is a word problem
+    whose division now reads ``(T + R) / d`` (or one term per quotient digit) with zero terms kept, every link
+    true (rest: after the subtraction that computes R)."""
     _, changed = _changed_division_responses(division)
     assert all(re.search(r"\(\d+( \+ \d+)+\) / \d ", row.response) for row in changed)
     assert sum(" + 0) / " in row.response for row in changed) > 5

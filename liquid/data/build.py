@@ -147,14 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train_word_numbers", choices=tuple(TRAIN_NUMBERS), default=DEFAULT_TRAIN_NUMBERS,
                         help="number grid of the train split's word problems: the held-out splits' (shipped), a "
                              "denser one (dense: speeds in steps of 1 km/h, unit prices up to 49 euros), or half of "
-                             "the speeds on each grid (mixed), or a grid several times the rows (wide: 2-19 items at 2-59 "
-                             "euros, percentage bases to 990, 2-9 hours, vehicles to 250 km/h); held-out keys stay "
-                             "out of train either way")
+                             "the speeds on each grid (mixed), or a grid several times the rows (wide: 2-19 items at "
+                             "2-59 euros, percentage bases to 990, 2-9 hours, vehicles to 250 km/h); held-out keys "
+                             "stay out of train either way")
     parser.add_argument("--word_division", choices=tuple(WORD_DIVISIONS), default=DEFAULT_WORD_DIVISION,
                         help="how word problems write a division: one place-value chain (place: 680 / 8 = (640 + 40) "
                              "/ 8 = 80 + 5 = 85) or long division, one step per quotient digit (long: 68 = 8 * 8 + 4. "
                              "40 = 8 * 5. 680 / 8 = 85; multiples for two-digit divisors), or always two parts for a "
-                             "quotient of 10 or more (tens: 320 / 8 = (320 + 0) / 8 = 40 + 0 = 40); all splits change")
+                             "quotient of 10 or more (tens: 320 / 8 = (320 + 0) / 8 = 40 + 0 = 40), one per quotient "
+                             "digit (digits: 440 / 4 = (400 + 40 + 0) / 4 = 100 + 10 + 0 = 110), or the rest first as "
+                             "a subtraction (rest: 760 - 720 = ... = 40. 760 / 8 = (720 + 40) / 8 = 90 + 5 = 95); "
+                             "all splits change")
     parser.add_argument("--division_facts", type=int, default=0,
                         help="train rows drilling the step of long division, 'Divide 68 entre 8 con resto.' -> "
                              "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
