@@ -22,7 +22,7 @@ from liquid.encoder import build_embedding, build_moe, masked
 @dataclass
 class DecoderOutput:
     last_hidden_state: torch.Tensor  # (B, T, D)
-    aux_loss: torch.Tensor  # MoE auxiliary loss summed over layers
+    aux_loss: torch.Tensor | None  # MoE auxiliary loss summed over layers (None: statistics skipped)
     reconstruction_loss: torch.Tensor
     compression_ratio: torch.Tensor  # (B,)
     experts_per_token: torch.Tensor | None
@@ -103,7 +103,9 @@ class LiquidDecoder(nn.Module):
             entropy.append(moe.router_entropy)
         x = masked(self.norm(x), decoder_mask)
         if not statistics:
-            return DecoderOutput(x, None, emb.reconstruction_loss, emb.compression_ratio, None, [], None, None)
+            return DecoderOutput(last_hidden_state=x, aux_loss=None, reconstruction_loss=emb.reconstruction_loss,
+                                 compression_ratio=emb.compression_ratio, experts_per_token=None, expert_load=[],
+                                 layer_experts_per_token=None, router_entropy=None)
         return DecoderOutput(
             last_hidden_state=x,
             aux_loss=torch.stack(aux).sum(),
