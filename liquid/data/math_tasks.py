@@ -235,20 +235,30 @@ def long_division(n: int, d: int) -> str:
     return ". ".join([f"{n} / {d}", *steps, chain_text([f"{a} / {b}" for a, b in forms] + [str(quotient)])])
 
 
+def _fixed_parts_division(n: int, d: int, parts_of: Callable[[int, int], list[int]]) -> str:
+    """``n / d`` as ``(p_1 + ... + p_k) / e = p_1/e + ... + p_k/e = q`` with the parts `parts_of(m, e)` (multiples
+    of e summing to m, zeros kept), after cancelling common zeros (``960 / 80 = 96 / 8 = ...``). Divisions by 10 or
+    more (after cancelling) and one-digit quotients are `place_division`."""
+    forms = cancel_zeros(n, d)  # 960 / 80 -> 96 / 8
+    m, e = forms[-1]
+    if e >= 10 or m < 10 * e:
+        return place_division(n, d)
+    parts = parts_of(m, e)
+    return chain_text([f"{a} / {b}" for a, b in forms]
+                      + [f"({' + '.join(map(str, parts))}) / {e}", " + ".join(str(p // e) for p in parts), str(n // d)])
+
+
 def tens_division(n: int, d: int) -> str:
     """``n / d`` with a quotient of 10 or more always in the same two parts: the largest multiple of ``10 * d`` in
     n, then the rest, even when the rest is 0: ``680 / 8 = (640 + 40) / 8 = 80 + 5 = 85``, ``320 / 8 = (320 + 0)
     / 8 = 40 + 0 = 40``, ``460 / 4 = (440 + 20) / 4 = 110 + 5 = 115``. So the first token after ``=`` is the same
     for every such division, and whether the quotient ends in 0 is written as digits (the rest) instead of as the
     chain's shape. Divisions by 10 or more (after cancelling zeros) and one-digit quotients are `place_division`."""
-    forms = cancel_zeros(n, d)  # 960 / 80 -> 96 / 8
-    m, e = forms[-1]
-    if e >= 10 or m < 10 * e:
-        return place_division(n, d)
-    tens = 10 * e * (m // (10 * e))
-    rest = m - tens
-    return chain_text([f"{a} / {b}" for a, b in forms]
-                      + [f"({tens} + {rest}) / {e}", f"{tens // e} + {rest // e}", str(n // d)])
+    def two_parts(m: int, e: int) -> list[int]:
+        tens = 10 * e * (m // (10 * e))
+        return [tens, m - tens]
+
+    return _fixed_parts_division(n, d, two_parts)
 
 
 def digits_division(n: int, d: int) -> str:
@@ -257,15 +267,11 @@ def digits_division(n: int, d: int) -> str:
     40``, ``440 / 4 = (400 + 40 + 0) / 4 = 100 + 10 + 0 = 110``, ``680 / 8 = (640 + 40) / 8 = 80 + 5 = 85`` (as
     `place_division`, which leaves the zero digits out). Divisions by 10 or more (after cancelling zeros) and
     one-digit quotients are `place_division`."""
-    forms = cancel_zeros(n, d)  # 960 / 80 -> 96 / 8
-    m, e = forms[-1]
-    if e >= 10 or m < 10 * e:
-        return place_division(n, d)
-    quotient = str(m // e)
-    places = [int(digit) * 10 ** (len(quotient) - 1 - i) for i, digit in enumerate(quotient)]  # 110 -> 100, 10, 0
-    return chain_text([f"{a} / {b}" for a, b in forms]
-                      + [f"({' + '.join(str(e * p) for p in places)}) / {e}", " + ".join(map(str, places)),
-                         quotient])
+    def per_digit(m: int, e: int) -> list[int]:
+        quotient = str(m // e)  # 110 -> 100, 10, 0 (times e)
+        return [e * int(digit) * 10 ** (len(quotient) - 1 - i) for i, digit in enumerate(quotient)]
+
+    return _fixed_parts_division(n, d, per_digit)
 
 
 def rest_division(n: int, d: int) -> str:
