@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from liquid.data.arithmetic import (add_chain, div_chain, long_division_steps, mul_chain, multiples_steps, place_terms,
-                                    sub_chain, sum_chain)
+from liquid.data.arithmetic import (add_chain, column_sum_chain, div_chain, long_division_steps, mul_chain,
+                                    multiples_steps, place_terms, sub_chain, sum_chain)
 from liquid.metrics import score_row
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -194,3 +194,32 @@ def test_rest_division_computes_the_rest_before_using_it(d: int) -> None:
         assert links[0] == f"{n} - {tens}" and links[-1] == str(rest), text
         assert all(evaluate(expression) == rest for expression in links), text
         assert division == f"{n} / {d} = ({tens} + {rest}) / {d} = {tens // d} + {rest // d} = {quotient}", text
+
+
+def test_column_sums_read_as_documented() -> None:
+    assert " = ".join(column_sum_chain([630, 35])) == "630 + 35 = 600 + 30 + 30 + 5 = 600 + 60 + 5 = 665"
+    assert " = ".join(column_sum_chain([180, 24])) == "180 + 24 = 100 + 80 + 20 + 4 = 100 + 100 + 4 = 204"
+    assert " = ".join(column_sum_chain([600, 60, 30])) == "600 + 60 + 30 = 600 + 90 = 690"
+    assert " = ".join(mul_chain(75, 8, column_sum_chain)) == \
+        "75 * 8 = 70 * 8 + 5 * 8 = 560 + 40 = 500 + 60 + 40 = 500 + 100 = 600"
+    assert column_sum_chain([90, 27]) == sum_chain([90, 27])  # no hundreds: place
+    assert column_sum_chain([120, 2]) == sum_chain([120, 2])  # one tens term: nothing to add at the tens
+
+
+@pytest.mark.parametrize("b", range(2, 13))
+def test_column_sums_add_tens_apart_from_the_hundreds(b: int) -> None:
+    """--word_sums column on every multiplication of the word problems' sizes (a < 250, one- and two-digit b):
+    every link true; where it differs from place, the hundreds term stays the same through every link but the
+    last, and each link before the last adds exactly two tens terms of the one before (a fact of two-digit tens)."""
+    for a in range(0, 250):
+        chain = mul_chain(a, b, column_sum_chain)
+        assert chain[-1] == str(a * b) and all(evaluate(e) == a * b for e in chain), chain
+        if chain == mul_chain(a, b):
+            continue
+        sums = [[int(t) for t in e.split(" + ")] for e in chain[2:-1]]  # after "a * b" and the products
+        grouped = next(s for s in sums if s[0] % 100 == 0 and all(t < 100 and place_terms(t) == [t] for t in s[1:]))
+        assert grouped[0] % 100 == 0 and all(t < 100 for t in grouped[1:]), chain
+        steps = sums[sums.index(grouped):]
+        for before, after in zip(steps, steps[1:]):
+            assert after[0] == before[0] and len(after) == len(before) - 1, chain
+            assert after[1] == before[1] + before[2] and before[1] % 10 == before[2] % 10 == 0, chain

@@ -244,15 +244,22 @@ def test_wide_grid_pool_of_train_word_problems() -> None:
 def _changed_division_responses(division: str) -> tuple[dict, list]:
     """Build DIVISION_SIZES with place and with `division`: check that only responses differ, and only for word
     problems that divide, each link true; return the `division` splits and the changed rows."""
-    place = build_splits(0, DIVISION_SIZES, word_division="place")
-    other = build_splits(0, DIVISION_SIZES, word_division=division)
+    return _changed_word_responses(" / ", word_division=division)
+
+
+def _changed_word_responses(operation: str, **option: str) -> tuple[dict, list]:
+    """Build DIVISION_SIZES with the default formats and with `option` (a `build_splits` keyword): check that only
+    responses differ, and only for word problems with `operation`, each link true; return the splits built with
+    `option` and the changed rows."""
+    place = build_splits(0, DIVISION_SIZES)
+    other = build_splits(0, DIVISION_SIZES, **option)
     changed = []
     for split in SPLITS:
         for before, after in zip(place[split], other[split], strict=True):
             assert (before.instruction, before.answer, before.concepts, before.subset) == \
                    (after.instruction, after.answer, after.concepts, after.subset)
             if before.response != after.response:
-                assert after.subset == "word_problem" and " / " in before.response, after.response
+                assert after.subset == "word_problem" and operation in before.response, after.response
                 _assert_math_steps(json.loads(after.to_json()))
                 changed.append(after)
     assert len(changed) > 20
@@ -286,6 +293,17 @@ def test_uniform_divisions_change_only_divisions_with_a_quotient_of_ten_or_more(
     _, changed = _changed_division_responses(division)
     assert all(re.search(r"\(\d+( \+ \d+)+\) / \d ", row.response) for row in changed)
     assert sum(" + 0) / " in row.response for row in changed) > 5
+
+
+def test_column_sums_change_only_multiplications_with_hundreds() -> None:
+    """--word_sums column: the same rows in every split; a changed response is a word problem with a
+    multiplication whose products now add their tens apart from the hundreds (``720 + 40 = 700 + 20 + 40 = 700 +
+    60 = 760``), every link true; an unknown format is refused."""
+    _, changed = _changed_word_responses(" * ", word_sums="column")
+    assert all(re.search(r"= (\d)00 \+ \d0 \+ \d0 ", row.response) for row in changed)
+    assert any(" = 720 + 40 = 700 + 20 + 40 = 700 + 60 = 760." in row.response for row in changed)
+    with pytest.raises(ValueError, match="unknown sums"):
+        build_splits(0, DIVISION_SIZES, word_sums="rows")
 
 
 def test_division_facts_drill_every_long_division_step_in_train_only() -> None:

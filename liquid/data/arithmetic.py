@@ -32,6 +32,8 @@ Two longer forms of an exact division write out the choice that a split hides (u
 
 from __future__ import annotations
 
+from typing import Callable
+
 
 def place_terms(n: int) -> list[int]:
     """Non-zero place values of n >= 0, highest first: 735 -> [700, 30, 5]; 0 -> [0]."""
@@ -102,15 +104,41 @@ def sum_chain(values: list[int]) -> list[str]:
     return chain + _accumulate(values[0], terms, "+")
 
 
-def mul_chain(a: int, b: int) -> list[str]:
-    """``a * b`` for a, b >= 0: products of place values (one single-digit fact each), then their sum."""
+def column_sum_chain(values: list[int]) -> list[str]:
+    """``v0 + v1 + ...`` (all >= 0) with the hundreds kept apart while the tens are added (the word problems'
+    ``column`` sums): every value split into place values, grouped hundreds / tens / units, the tens added one
+    per link, then the three parts joined: ``630 + 35 = 600 + 30 + 30 + 5 = 600 + 60 + 5 = 665``, ``180 + 24 =
+    100 + 80 + 20 + 4 = 100 + 100 + 4 = 204``, ``600 + 60 + 30 = 600 + 90 = 690``. So each tens link is a fact of
+    two-digit tens (``30 + 30``, ``80 + 20``) whatever the hundreds, instead of a three-digit sum (``630 + 30``)
+    that only the problems with those numbers contain. Sums with no hundreds, with more than one hundreds or units
+    term, or with fewer than two tens terms (no tens to add), are `sum_chain`."""
+    _check_non_negative(*values)
+    terms = [t for v in values for t in place_terms(v) if t]
+    hundreds = [t for t in terms if t >= 100]
+    tens = [t for t in terms if 10 <= t < 100]
+    units = [t for t in terms if t < 10]
+    if len(hundreds) != 1 or len(units) > 1 or len(tens) < 2:
+        return sum_chain(values)
+    chain = [_join(values, "+")]
+    if [*hundreds, *tens, *units] != values:
+        chain.append(_join([*hundreds, *tens, *units], "+"))
+    acc = tens[0]
+    for i, term in enumerate(tens[1:], start=2):
+        acc += term
+        chain.append(_join([*hundreds, acc, *tens[i:], *units], "+"))
+    return chain + [str(sum(values))]
+
+
+def mul_chain(a: int, b: int, sums: Callable[[list[int]], list[str]] | None = None) -> list[str]:
+    """``a * b`` for a, b >= 0: products of place values (one single-digit fact each), then their sum
+    (`sum_chain`, or `sums`: `column_sum_chain`)."""
     _check_non_negative(a, b)
     pairs = [(x, y) for x in place_terms(a) for y in place_terms(b)]
     head = f"{a} * {b}"
     if len(pairs) == 1:
         return [head, str(a * b)]
     products = [x * y for x, y in pairs]
-    return [head, " + ".join(f"{x} * {y}" for x, y in pairs), *sum_chain(products)]
+    return [head, " + ".join(f"{x} * {y}" for x, y in pairs), *(sums or sum_chain)(products)]
 
 
 def div_chain(n: int, d: int) -> list[str]:

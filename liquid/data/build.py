@@ -24,8 +24,9 @@ from typing import Callable, Mapping, Sequence
 
 from liquid.data.loading import SPLIT_NAMES, Example
 from liquid.data.long_text_tasks import long_text_examples
-from liquid.data.math_tasks import (DEFAULT_TRAIN_NUMBERS, DEFAULT_WORD_DIVISION, TRAIN_NUMBERS, WORD_DIVISIONS,
-                                    division_fact_examples, equation_examples, word_problem_examples)
+from liquid.data.math_tasks import (DEFAULT_TRAIN_NUMBERS, DEFAULT_WORD_DIVISION, DEFAULT_WORD_SUMS, TRAIN_NUMBERS,
+                                    WORD_DIVISIONS, WORD_SUMS, division_fact_examples, equation_examples,
+                                    word_problem_examples)
 from liquid.data.qa_tasks import qa_examples
 from liquid.data.sentiment_tasks import DEFAULT_RESPONSE_FORMAT as DEFAULT_SENTIMENT_RESPONSE
 from liquid.data.sentiment_tasks import RESPONSE_FORMATS as SENTIMENT_RESPONSES
@@ -67,17 +68,19 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
                  sentiment_response: str = DEFAULT_SENTIMENT_RESPONSE,
                  train_word_numbers: str = DEFAULT_TRAIN_NUMBERS,
                  word_division: str = DEFAULT_WORD_DIVISION,
+                 word_sums: str = DEFAULT_WORD_SUMS,
                  division_facts: int = 0,
                  train_word_problems: int | None = None) -> dict[str, list[Example]]:
     """Generate every split (train with `long_train_rows` long texts of training sentences; sentiment responses
     in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
     `liquid.data.math_tasks.TRAIN_NUMBERS`; their divisions written in the `word_division` format of
-    `liquid.data.math_tasks.WORD_DIVISIONS`; plus `division_facts` rows of `division_fact_examples`; with
+    `liquid.data.math_tasks.WORD_DIVISIONS` and their multiplications' sums in the `word_sums` format of
+    `liquid.data.math_tasks.WORD_SUMS`; plus `division_facts` rows of `division_fact_examples`; with
     `train_word_problems` that many train word problems instead of the mix's share, a pool for `main.py --oversample
     word_problem=K` with a fractional K to draw from afresh each epoch), verify
     disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
     the number grid and the drills only the train split: the same seed gives the same validation and test splits
-    (the division format rewrites their division responses, never an instruction or answer)."""
+    (the division and sum formats rewrite their word-problem responses, never an instruction or answer)."""
     math_parts = _math_parts(sizes)
     if train_word_problems is not None:
         if train_word_problems < 0:
@@ -85,7 +88,8 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
         math_parts["word_problem"]["train"] = train_word_problems
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
-        ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers, division=word_division),
+        ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers, division=word_division,
+                                         sums=word_sums),
          math_parts["word_problem"]),
         ("qa", qa_examples, {split: sizes[split]["qa"] for split in SPLIT_NAMES}),
         ("sentiment", partial(sentiment_examples, response_format=sentiment_response),
@@ -158,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "digit (digits: 440 / 4 = (400 + 40 + 0) / 4 = 100 + 10 + 0 = 110), or the rest first as "
                              "a subtraction (rest: 760 - 720 = ... = 40. 760 / 8 = (720 + 40) / 8 = 90 + 5 = 95); "
                              "all splits change")
+    parser.add_argument("--word_sums", choices=tuple(WORD_SUMS), default=DEFAULT_WORD_SUMS,
+                        help="how word problems add the products of a multiplication: one place value of each "
+                             "later term per link (place: 560 + 40 = 600) or the hundreds kept apart while the tens "
+                             "are added (column: 560 + 40 = 500 + 60 + 40 = 500 + 100 = 600); all splits change")
     parser.add_argument("--division_facts", type=int, default=0,
                         help="train rows drilling the step of long division, 'Divide 68 entre 8 con resto.' -> "
                              "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
@@ -174,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response,
                           train_word_numbers=args.train_word_numbers, word_division=args.word_division,
-                          division_facts=args.division_facts, train_word_problems=args.train_word_problems)
+                          word_sums=args.word_sums, division_facts=args.division_facts,
+                          train_word_problems=args.train_word_problems)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
     logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)

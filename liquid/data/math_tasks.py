@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from liquid.data.arithmetic import (add_chain, cancel_zeros, chain_text, div_chain, long_division_steps, mul_chain,
-                                    multiples_steps, sub_chain)
+from liquid.data.arithmetic import (add_chain, cancel_zeros, chain_text, column_sum_chain, div_chain,
+                                    long_division_steps, mul_chain, multiples_steps, sub_chain)
 from liquid.data.loading import Example
 
 TASK = "math"
@@ -298,6 +298,23 @@ WORD_DIVISIONS: dict[str, Divide] = {"place": place_division, "long": long_divis
 DEFAULT_WORD_DIVISION = "place"
 
 
+def place_multiply(a: int, b: int) -> str:
+    """``a * b`` as one place-value chain (`mul_chain`): ``75 * 8 = 70 * 8 + 5 * 8 = 560 + 40 = 600``."""
+    return chain_text(mul_chain(a, b))
+
+
+def column_multiply(a: int, b: int) -> str:
+    """``a * b`` with the sum of its products in columns (`column_sum_chain`): ``75 * 8 = 70 * 8 + 5 * 8 = 560 +
+    40 = 500 + 60 + 40 = 500 + 100 = 600``."""
+    return chain_text(mul_chain(a, b, column_sum_chain))
+
+
+# --word_sums: how the word problems add the products of a multiplication (equations always use place)
+Multiply = Callable[[int, int], str]
+WORD_SUMS: dict[str, Multiply] = {"place": place_multiply, "column": column_multiply}
+DEFAULT_WORD_SUMS = "place"
+
+
 @dataclass(frozen=True)
 class WordNumbers:
     """The number grid word problems draw from. Every held-out split uses `SHIPPED_NUMBERS`; the train split may
@@ -379,7 +396,8 @@ class WordProblem:
         return Example(self.instruction, self.response, TASK, str(self.answer), list(self.concepts), WORD_SUBSET)
 
 
-def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
+def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division,
+            multiply: Multiply = place_multiply) -> WordProblem:
     paid = rng.choice(BANKNOTES)
     price = rng.randrange(1, paid)
     rest = paid - price
@@ -390,18 +408,20 @@ def _change(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: 
     return WordProblem(("change", paid, price), instruction, response, rest, ("cambio", str(rest)))
 
 
-def _total(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
+def _total(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division,
+           multiply: Multiply = place_multiply) -> WordProblem:
     n, price = rng.choice(numbers.quantities), rng.choice(numbers.unit_prices)
     singular, plural, feminine = rng.choice(GOODS)
     total = n * price
     instruction = rng.choice(TOTAL_PHRASINGS).format(name=rng.choice(NAMES), n=n, plural=plural, singular=singular,
                                                      price=price, one="una" if feminine else "uno")
-    response = (f"Multiplicamos la cantidad por el precio: {chain_text(mul_chain(n, price))}. "
+    response = (f"Multiplicamos la cantidad por el precio: {multiply(n, price)}. "
                 f"El total es {total} euros.")
     return WordProblem(("total", n, price), instruction, response, total, ("multiplicamos", str(total)))
 
 
-def _percent_steps(p: int, base: int, divide: Divide = place_division) -> tuple[str, int]:
+def _percent_steps(p: int, base: int, divide: Divide = place_division,
+                   multiply: Multiply = place_multiply) -> tuple[str, int]:
     """Small steps for p% of base: a tenth (then times k), a half, or a quarter (then times 3)."""
     if p == 50:
         result = base // 2
@@ -411,18 +431,19 @@ def _percent_steps(p: int, base: int, divide: Divide = place_division) -> tuple[
         first = f"El 25% es la cuarta parte: {divide(base, 4)}."
         if p == 25:
             return first, quarter
-        return f"{first} El 75% son tres cuartas partes: {chain_text(mul_chain(quarter, 3))}.", quarter * 3
+        return f"{first} El 75% son tres cuartas partes: {multiply(quarter, 3)}.", quarter * 3
     tenth, k = base // 10, p // 10
     first = f"Calculamos el 10% de {base}: {base} / 10 = {tenth}."
     if k == 1:
         return first, tenth
-    return f"{first} Multiplicamos por {k}: {chain_text(mul_chain(tenth, k))}.", tenth * k
+    return f"{first} Multiplicamos por {k}: {multiply(tenth, k)}.", tenth * k
 
 
-def _percent(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
+def _percent(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division,
+             multiply: Multiply = place_multiply) -> WordProblem:
     p = rng.choice(PERCENTS)
     base = rng.choice(numbers.percent_bases_20 if p in QUARTER_PERCENTS else numbers.percent_bases_10)
-    steps, result = _percent_steps(p, base, divide)
+    steps, result = _percent_steps(p, base, divide, multiply)
     item = rng.choice(PURCHASES)
     instruction = rng.choice(PERCENT_PHRASINGS).format(p=p, base=base, Item=item[0].upper() + item[1:])
     response = f"{steps} El {p}% de {base} es {result}."
@@ -443,7 +464,8 @@ def _motion_text(template: str, subject: str, speed: int, hours: int) -> str:
     return template.format(V=subject, v=subject[0].lower() + subject[1:], speed=speed, t=hours, d=speed * hours)
 
 
-def _speed(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
+def _speed(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division,
+           multiply: Multiply = place_multiply) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
     response = (f"La velocidad es la distancia dividida entre el tiempo: {divide(d, hours)}. "
@@ -453,16 +475,18 @@ def _speed(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: D
 
 
 def _distance(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS,
-              divide: Divide = place_division) -> WordProblem:
+              divide: Divide = place_division,
+              multiply: Multiply = place_multiply) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
-    response = (f"La distancia es la velocidad por el tiempo: {chain_text(mul_chain(speed, hours))}. "
+    response = (f"La distancia es la velocidad por el tiempo: {multiply(speed, hours)}. "
                 f"Recorre {d} km.")
     return WordProblem(("distance", speed, hours), _motion_text(rng.choice(DISTANCE_PHRASINGS), subject, speed, hours),
                        response, d, ("distancia", str(d)))
 
 
-def _time(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division) -> WordProblem:
+def _time(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Divide = place_division,
+          multiply: Multiply = place_multiply) -> WordProblem:
     subject, speed, hours = _motion_numbers(rng, numbers)
     d = speed * hours
     response = (f"El tiempo es la distancia dividida entre la velocidad: {divide(d, speed)}. "
@@ -471,23 +495,26 @@ def _time(rng: random.Random, numbers: WordNumbers = SHIPPED_NUMBERS, divide: Di
                        response, hours, ("tiempo", str(hours)))
 
 
-WORD_PROBLEM_KINDS: tuple[Callable[[random.Random, WordNumbers, Divide], WordProblem], ...] = (
+WORD_PROBLEM_KINDS: tuple[Callable[[random.Random, WordNumbers, Divide, Multiply], WordProblem], ...] = (
     _change, _total, _percent, _speed, _distance, _time)
 MAX_TRIES_PER_ROW = 1000
 
 
 def word_problem_examples(rng: random.Random, counts: Mapping[str, int],
                           train_numbers: str = DEFAULT_TRAIN_NUMBERS,
-                          division: str = DEFAULT_WORD_DIVISION) -> dict[str, list[Example]]:
+                          division: str = DEFAULT_WORD_DIVISION,
+                          sums: str = DEFAULT_WORD_SUMS) -> dict[str, list[Example]]:
     """Kinds in round-robin; held-out splits get fresh keys and unique instructions, train avoids their keys.
     Held-out splits draw from `SHIPPED_NUMBERS` first, so `train_numbers` (a `TRAIN_NUMBERS` name) changes the
-    train rows only. `division` (a `WORD_DIVISIONS` name) is how every split's responses write a division; it
-    changes no instruction, answer or key."""
+    train rows only. `division` (a `WORD_DIVISIONS` name) and `sums` (a `WORD_SUMS` name) are how every split's
+    responses write a division and a multiplication's sum; they change no instruction, answer or key."""
     if train_numbers not in TRAIN_NUMBERS:
         raise ValueError(f"unknown train_numbers {train_numbers!r}; choose one of {', '.join(TRAIN_NUMBERS)}")
     if division not in WORD_DIVISIONS:
         raise ValueError(f"unknown division {division!r}; choose one of {', '.join(WORD_DIVISIONS)}")
-    divide = WORD_DIVISIONS[division]
+    if sums not in WORD_SUMS:
+        raise ValueError(f"unknown sums {sums!r}; choose one of {', '.join(WORD_SUMS)}")
+    divide, multiply = WORD_DIVISIONS[division], WORD_SUMS[sums]
     held_keys: set[tuple] = set()
     out: dict[str, list[Example]] = {}
     for split in HELD_OUT_ORDER:
@@ -498,7 +525,7 @@ def word_problem_examples(rng: random.Random, counts: Mapping[str, int],
         for index in range(counts[split]):
             make = WORD_PROBLEM_KINDS[index % len(WORD_PROBLEM_KINDS)]
             for _ in range(MAX_TRIES_PER_ROW):
-                problem = make(rng, numbers, divide)
+                problem = make(rng, numbers, divide, multiply)
                 if held_out and (problem.key in held_keys or problem.instruction in seen_instructions):
                     continue
                 if not held_out and problem.key in held_keys:
