@@ -3,6 +3,7 @@
     python benchmarks/bench_t5.py                 # small preset vs T5, S = 128, 512, 2048, batch 8
     python benchmarks/bench_t5.py --quick         # S = 128, 512, batch 2, one timed step each (< 1 min)
     python benchmarks/bench_t5.py --lengths 128 1024 --batch 4 --precision bf16
+    python benchmarks/bench_t5.py --lengths 128 --t5_d_ff 512   # T5 as wide as the FFN a liquid token uses
 
 A step is forward + backward + AdamW on random ids with source and target length S (no padding).
 T5 is `T5ForConditionalGeneration` built from a `T5Config` (never from the hub) with the same d_model,
@@ -45,12 +46,13 @@ PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.floa
 CLOCK = time.perf_counter  # main() switches to time.thread_time for one CPU thread (--clock thread)
 
 
-def t5_like(config: LiquidConfig) -> torch.nn.Module:
+def t5_like(config: LiquidConfig, d_ff: int | None = None) -> torch.nn.Module:
+    """T5 with the preset's d_model, heads, layers, vocabulary and (unless `d_ff` is given) d_ff."""
     from transformers import T5Config, T5ForConditionalGeneration
 
     t5_config = T5Config(
         vocab_size=config.vocab_size, d_model=config.d_model, d_kv=config.d_model // config.num_heads,
-        d_ff=config.d_ff, num_layers=config.encoder_layers, num_decoder_layers=config.decoder_layers,
+        d_ff=d_ff or config.d_ff, num_layers=config.encoder_layers, num_decoder_layers=config.decoder_layers,
         num_heads=config.num_heads, feed_forward_proj="gated-gelu", dropout_rate=0.0,
         pad_token_id=0, eos_token_id=2, decoder_start_token_id=1,
     )
@@ -158,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="S = 128, 512, batch 2, one timed step")
+    parser.add_argument("--t5_d_ff", type=int, default=None,
+                        help="T5's feed-forward width (default: the preset's d_ff, the issue's 'same size'; the "
+                             "width a liquid token uses, moe_top_k * d_ff, compares at equal feed-forward FLOPs)")
     parser.add_argument("--clock", choices=["thread", "wall"], default="thread",
                         help="thread (CPU only): one torch thread timed by its CPU time, stable on a shared machine")
     args = parser.parse_args(argv)
@@ -175,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     config = LiquidConfig.from_preset(args.preset, vocab_size=VOCAB_SIZE)
     models = [Trainee(f"liquid-{args.preset}", LiquidFoundationModelOptimized(config), precision, device),
-              Trainee("T5", t5_like(config), precision, device)]
+              Trainee("T5" if args.t5_d_ff is None else f"T5 (d_ff {args.t5_d_ff})", t5_like(config, args.t5_d_ff),
+                      precision, device)]
     peak = matmul_peak(precision, device)
     rows = []
     for length in args.lengths:
