@@ -29,11 +29,12 @@ DEFAULT_RUN_TOKENS = [600, 1150, 2300]  # batch 32 x padded length 19 (source), 
 
 
 def dense_forward(layer: MoELayer, x: torch.Tensor) -> torch.Tensor:
-    """Every expert on every token, combined with the layer's sparse top-k weights."""
+    """Every expert on every token, combined with the layer's own sparse combine weights (its top-k or dynamic-K
+    selection and its raw or renormalised gate weights, from `MoELayer._route`; tests/test_moe.py checks that
+    routing against an independent reference)."""
     probs = torch.softmax(layer.router(x).float(), dim=-1)  # (N, E)
-    top_probs, top_ids = probs.topk(layer.top_k, dim=-1)  # (N, K)
-    top_probs = top_probs / top_probs.sum(dim=-1, keepdim=True)
-    weights = torch.zeros_like(probs).scatter(1, top_ids, top_probs).to(x.dtype)  # (N, E)
+    routing = layer._route(probs, torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
+    weights = torch.zeros_like(probs).scatter(1, routing.expert_ids, routing.weights).to(x.dtype)  # (N, E)
     ex = layer.experts
     gate = torch.einsum("nd,edf->enf", x, ex.w_gate.to(x.dtype))  # (E, N, F)
     up = torch.einsum("nd,edf->enf", x, ex.w_up.to(x.dtype))  # (E, N, F)
@@ -104,10 +105,13 @@ def main() -> None:
         help="thread (CPU only): one torch thread, timed by its CPU time, stable on a shared busy machine",
     )
     args = parser.parse_args()
+    routing = {}  # MoELayer's defaults, or the preset's routing
     if args.preset is not None:
         from liquid.config import LiquidConfig
 
         config = LiquidConfig.from_preset(args.preset)
+        routing = {"dynamic_k": config.dynamic_k, "threshold": config.moe_threshold,
+                   "gate_weights": config.moe_gate_weights}
         args.experts, args.top_k = [config.num_experts], config.moe_top_k
         args.d_model, args.d_ff = config.d_model, config.d_ff
         if args.tokens == [4096]:
@@ -128,7 +132,7 @@ def main() -> None:
     for num_experts in args.experts:
         for tokens in args.tokens:
             torch.manual_seed(0)
-            layer = MoELayer(args.d_model, args.d_ff, num_experts, top_k=args.top_k).to(args.device, dtype)
+            layer = MoELayer(args.d_model, args.d_ff, num_experts, top_k=args.top_k, **routing).to(args.device, dtype)
             swiglu = DenseSwiGLU(args.d_model, args.top_k * args.d_ff).to(args.device, dtype)
             x = torch.randn(tokens, args.d_model, device=args.device, dtype=dtype)
             with torch.no_grad():
