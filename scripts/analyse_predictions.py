@@ -70,6 +70,25 @@ def first_wrong_links(rows: list[dict]) -> collections.Counter:
                                for r in rows if r.get("task") == "math" and r["accuracy"] < 1)
 
 
+def link_operation(template: str) -> str:
+    """The operation a first-wrong-link template asks for: ``N / d =`` division, ``(N + N) / d =`` division split,
+    ``N + N + d =`` sum, ``N - N =`` subtraction, ``N * d =`` product; ``(text)`` stays text."""
+    if template == "(text)":
+        return "text"
+    if "/" in template:
+        return "division split" if "+" in template.split("/")[0] else "division"
+    for sign, name in (("*", "product"), ("+", "sum"), ("-", "subtraction")):
+        if sign in template.lstrip("-("):
+            return name
+    return "other"
+
+
+def word_problem_operations(rows: list[dict]) -> collections.Counter:
+    """Over the wrong word problems: the operation of the first wrong link -> count."""
+    return collections.Counter(link_operation(first_wrong_link(r["prediction"], r["response"]) or "")
+                               for r in rows if r.get("subset") == "word_problem" and r["accuracy"] < 1)
+
+
 # first words of a reference word-problem answer -> its kind (the six generators of liquid/data/math_tasks.py)
 WORD_PROBLEM_KINDS = (("El cambio", "change"), ("Multiplicamos la cantidad", "total"), ("La velocidad", "speed"),
                       ("La distancia", "distance"), ("El tiempo", "time"), ("El 50%", "percent"),
@@ -148,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     if kinds:
         print("word problems wrong / rows by kind: "
               + ", ".join(f"{kind} {wrong}/{total}" for kind, (wrong, total) in kinds.items()))
+    operations = word_problem_operations(rows)
+    if operations:
+        print("wrong word problems by the operation of their first wrong link: "
+              + ", ".join(f"{name} {count}" for name, count in operations.most_common()))
     links = first_wrong_links(rows)
     print(f"first wrong link of the {sum(links.values())} wrong math answers (most common):")
     for (subset, template), count in links.most_common(args.top):

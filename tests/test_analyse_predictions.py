@@ -93,3 +93,20 @@ def test_word_problem_errors_count_wrong_rows_per_kind():
         _row(EQ, accuracy=0.0),  # an equation: not counted
     ]
     assert ap.word_problem_errors(rows) == {"percent": (1, 2), "speed": (1, 2), "time": (0, 1)}
+
+
+def test_wrong_word_problems_are_counted_by_the_operation_of_their_first_wrong_link():
+    speed = "La velocidad es la distancia dividida entre el tiempo: 640 / 8 = 80. La velocidad media es 80 km/h."
+    total = ("Multiplicamos la cantidad por el precio: 9 * 15 = 9 * 10 + 9 * 5 = 90 + 45 = 90 + 40 + 5 = 130 + 5 = "
+             "135. El total es 135 euros.")
+    rows = [_row(speed.replace("= 80.", "= (600 + 40) / 8 = 100 + 10 = 110.").replace("es 80", "es 110"),
+                 response=speed, subset="word_problem"),
+            _row(total.replace("130 + 5 = 135", "120 + 5 = 125").replace("es 135", "es 125"), response=total,
+                 subset="word_problem"),
+            _row(WORD.replace("20 + 5 = 25. El 25% de 100 es 25", "20 + 6 = 26. El 25% de 100 es 26"), response=WORD,
+                 subset="word_problem"),
+            _row(total, response=total, accuracy=1.0, subset="word_problem"),
+            _row(EQ.replace("41 - 5 = 36", "41 - 5 = 46"))]
+    assert ap.word_problem_operations(rows) == {"division": 1, "sum": 1, "division split": 1}
+    assert [ap.link_operation(t) for t in ("N - d =", "-(N - d) =", "N * d + d * d =", "-(N / d) =", "(text)")] == \
+        ["subtraction", "subtraction", "product", "division", "text"]
