@@ -248,11 +248,12 @@ def _changed_division_responses(division: str) -> tuple[dict, list]:
 
 
 def _changed_word_responses(operation: str, **option: str) -> tuple[dict, list]:
-    """Build DIVISION_SIZES with the default formats and with `option` (a `build_splits` keyword): check that only
-    responses differ, and only for word problems with `operation`, each link true; return the splits built with
-    `option` and the changed rows."""
-    place = build_splits(0, DIVISION_SIZES)
-    other = build_splits(0, DIVISION_SIZES, **option)
+    """Build DIVISION_SIZES with the place formats and with `option` (a `build_splits` keyword) changed: check that
+    only responses differ, and only for word problems with `operation`, each link true; return the splits built
+    with `option` and the changed rows."""
+    formats = {"word_division": "place", "word_sums": "place"}
+    place = build_splits(0, DIVISION_SIZES, **formats)
+    other = build_splits(0, DIVISION_SIZES, **{**formats, **option})
     changed = []
     for split in SPLITS:
         for before, after in zip(place[split], other[split], strict=True):
