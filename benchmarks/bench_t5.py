@@ -52,7 +52,7 @@ def t5_like(config: LiquidConfig, d_ff: int | None = None) -> torch.nn.Module:
 
     t5_config = T5Config(
         vocab_size=config.vocab_size, d_model=config.d_model, d_kv=config.d_model // config.num_heads,
-        d_ff=d_ff or config.d_ff, num_layers=config.encoder_layers, num_decoder_layers=config.decoder_layers,
+        d_ff=config.d_ff if d_ff is None else d_ff, num_layers=config.encoder_layers, num_decoder_layers=config.decoder_layers,
         num_heads=config.num_heads, feed_forward_proj="gated-gelu", dropout_rate=0.0,
         pad_token_id=0, eos_token_id=2, decoder_start_token_id=1,
     )
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         args.lengths, args.batch, args.repeats = [128, 512], 2, 1
     if min(args.lengths) < 2 or args.batch < 1 or args.repeats < 1:
         raise SystemExit("--lengths must be >= 2, --batch and --repeats >= 1")
+    if args.t5_d_ff is not None and args.t5_d_ff < 1:
+        raise SystemExit(f"--t5_d_ff must be >= 1, got {args.t5_d_ff}")
     device = torch.device(args.device)
     precision = resolve_precision(args.precision, device)
 
