@@ -19,6 +19,10 @@ __all__ = ["CONV_INIT_GAIN", "EmbeddingOutput", "EmbeddingState", "LiquidEmbeddi
 ENERGY_EPS = 1e-8  # keeps reconstruction_loss finite when the conv signal is all zero
 POWER_FLOOR = 1e-12  # added to every bin's power: an all-zero window reads as flat (c = 1), gradients stay finite
 FFT_PADDING = 2  # the (implicit) FFT length is 2 L: L + 1 bins, and the inverse never wraps (class docstring)
+# Up to this many positions the window sums (steps 4 and 5) run as banded (T, T + L - 1) matrix products, a handful
+# of ops forward and backward; beyond it as L shifted products, whose cost grows with T instead of T^2
+# (benchmarks/bench_embedding.py).
+BAND_MATMUL_MAX_LENGTH = 256
 # ||h|| ~ CONV_INIT_GAIN ||e|| at init (depthwise taps ~ N(0, gain^2 / K)), so the compressed signal is a
 # visible part of the output from step 0 (with std 0.02 it was 3% of it).
 CONV_INIT_GAIN = 0.5
@@ -80,6 +84,26 @@ def _history(previous: Tensor | None, size: int, like: Tensor) -> Tensor:
 
 def _last_rows(x: Tensor, size: int) -> Tensor:
     return x[:, x.shape[1] - size :]  # (B, size, D); empty when size == 0
+
+
+def _band_matrix(taps: Tensor, width: int) -> Tensor:
+    """``A[b, t, t + l] = taps[b, t, l]`` and 0 elsewhere: (B, T, L) -> (B, T, width), width = T + L - 1.
+
+    Each row, padded to width + 1 and laid end to end, starts one column further right than the row before when the
+    buffer is read back in rows of `width`: the skew of a banded matrix, built from pad, reshape and slice alone.
+    """
+    batch, length, window = taps.shape
+    flat = F.pad(taps, (0, width + 1 - window)).reshape(batch, length * (width + 1))
+    return flat[:, : length * width].reshape(batch, length, width)
+
+
+def _band_rows(square: Tensor, band: int) -> Tensor:
+    """``R[b, s, k] = square[b, s, s + k]`` for k < band: (B, N, N) -> (B, N, band) (the inverse skew of
+    `_band_matrix`). Entries with s + k >= N read the next row's start and are not meaningful; callers sum only
+    pairs that lie inside the matrix."""
+    batch, size, _ = square.shape
+    flat = F.pad(square.reshape(batch, size * size), (0, size))
+    return flat.reshape(batch, size, size + 1)[:, :, :band]
 
 
 class LiquidEmbedding(nn.Module):
@@ -161,6 +185,7 @@ class LiquidEmbedding(nn.Module):
         self.num_bins = self.fft_length // 2 + 1
         self.centre = fft_window - 1 if causal else fft_window // 2  # n0
         self.reach = max(self.centre, fft_window - 1 - self.centre)  # R
+        self.band_matmul_max_length = BAND_MATMUL_MAX_LENGTH  # T above which steps 4-5 use shifted products
         self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
         self.conv = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model)  # depthwise, padding done by hand
         # taps ~ N(0, CONV_INIT_GAIN^2 / K), bias 0: ||h|| ~ CONV_INIT_GAIN ||e|| at init (here and in the model)
@@ -203,6 +228,8 @@ class LiquidEmbedding(nn.Module):
             taps = mask @ self._synthesis_basis(fft_dtype, h.device)  # (B, T, L)  K_{t,l}
         if length == 1:  # one decode step: the L taps of its one window as one product
             z = taps @ padded  # (B, 1, L) @ (B, L, D) -> (B, 1, D)
+        elif length <= self.band_matmul_max_length:  # the taps as a band matrix: one product
+            z = _band_matrix(taps, padded.shape[1]) @ padded  # (B, T, T + L - 1) @ (B, T + L - 1, D) -> (B, T, D)
         else:
             z = sum(taps[:, :, l, None] * padded[:, l:l + length] for l in range(self.fft_window))  # (B, T, D)
         z = z * keep_rows.to(fft_dtype)  # fp32 or fp64
@@ -266,11 +293,21 @@ class LiquidEmbedding(nn.Module):
             offsets = lags[:, None] - lags[None, :]  # (L, L)  l - m
             cosines = torch.cos(2 * math.pi * offsets[..., None] * bins / window).flatten(0, 1)  # (L * L, F')
             return (gram.flatten(1) @ cosines)[:, None]  # (B, 1, F')
+        weights = torch.cos(2 * math.pi * lags[:, None] * bins / window) * torch.where(lags == 0, 1.0, 2.0)[:, None]
+        length = padded.shape[1] - window + 1  # T
+        if length <= self.band_matmul_max_length:
+            # r_k(s) for every s and k < L from the Gram matrix of all rows, then the window sums
+            # sum_{l < L - k} r_k(t + l) as one masked sum over the (k, l) pairs of each window, folded into weights
+            gram = padded @ padded.transpose(1, 2) / padded.shape[-1]  # (B, T + L - 1, T + L - 1)
+            lagged = _band_rows(gram, window)  # (B, T + L - 1, L)  r_k(s)
+            in_window = (lags[None, :] < window - lags[:, None]).to(padded.dtype)  # (L_k, L_l)  l < L - k
+            folded = (in_window[..., None] * weights[:, None, :]).flatten(0, 1)  # (L * L, F')
+            windows = lagged.unfold(1, window, 1)  # (B, T, L_k, L_l)  r_k(t + l)
+            return windows.flatten(2) @ folded  # (B, T, L * L) @ (L * L, F') -> (B, T, F')
         lag_sums = []
         for lag in range(window):
             r = (padded[:, : padded.shape[1] - lag] * padded[:, lag:]).mean(dim=-1)  # (B, T + L - 1 - k)
             lag_sums.append(r.unfold(1, window - lag, 1).sum(dim=-1))  # (B, T)
-        weights = torch.cos(2 * math.pi * lags[:, None] * bins / window) * torch.where(lags == 0, 1.0, 2.0)[:, None]
         return torch.stack(lag_sums, dim=-1) @ weights  # (B, T, L) @ (L, F') -> (B, T, F')
 
     def _sequence_complexity(self, window_complexity: Tensor, valid: Tensor, state: EmbeddingState | None) -> Tensor:

@@ -81,8 +81,12 @@ def reference_embedding(module: LiquidEmbedding, ids: torch.Tensor, lengths: lis
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("kernel_size,fft_window", [(3, 16), (4, 7), (1, 2)])
-def test_matches_plain_fft_reference(causal, kernel_size, fft_window):
+@pytest.mark.parametrize("band_matmul", [True, False], ids=["band-matmul", "shifted-products"])
+def test_matches_plain_fft_reference(causal, kernel_size, fft_window, band_matmul):
+    """Both implementations of the window sums: banded matrix products (short sequences) and L shifted products."""
     module = make(causal, kernel_size=kernel_size, fft_window=fft_window)
+    if not band_matmul:
+        module.band_matmul_max_length = 0
     lengths, total = [20, 13], 20
     ids = random_ids(2, total)
     ids[1, 13:] = PAD
@@ -325,3 +329,25 @@ def test_spectral_entropy_is_finite_when_rounding_makes_a_bin_slightly_negative(
     entropy = spectral_entropy(power)
     assert torch.isfinite(entropy).all() and 0.0 < entropy.item() < 1.0
     assert torch.allclose(entropy, spectral_entropy(power.clamp_min(0.0)))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_band_matmul_and_shifted_products_agree_in_value_and_gradient(causal):
+    """The two window-sum paths compute the same outputs and the same gradients (padding included)."""
+    short, long = make(causal), make(causal)
+    long.load_state_dict(short.state_dict())
+    long.band_matmul_max_length = 0
+    ids = random_ids(3, 30)
+    mask = torch.ones_like(ids)
+    mask[1, 21:] = 0
+    ids = ids * mask
+    outputs = []
+    for module in (short, long):
+        out = module(ids, attention_mask=mask)
+        (out.embeddings.square().sum() + out.reconstruction_loss + out.compression_ratio.sum()).backward()
+        outputs.append((out, [p.grad.clone() for p in module.parameters()]))
+    (a, grads_a), (b, grads_b) = outputs
+    torch.testing.assert_close(a.embeddings, b.embeddings, atol=1e-12, rtol=0)
+    torch.testing.assert_close(a.reconstruction_loss, b.reconstruction_loss, atol=1e-12, rtol=0)
+    for grad_a, grad_b in zip(grads_a, grads_b):
+        torch.testing.assert_close(grad_a, grad_b, atol=1e-10, rtol=1e-10)
