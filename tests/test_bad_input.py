@@ -124,7 +124,7 @@ CASES = {
                            "--max_source_length must be > 0"),
     "negative max_steps": ("main", lambda t, m, k, p: _main(t, "--max_steps", "-5"), "--max_steps must be >= 0"),
     "oversample without a count": ("main", lambda t, m, k, p: _main(t, "--oversample", "math"),
-                                   "--oversample expects TASK=K"),
+                                   "--oversample expects TASK=K (or TASK=K@EPOCH)"),
     "oversample of a task the data lacks": ("main", lambda t, m, k, p: _main(t, "--oversample", "foo=2"),
                                             "--oversample foo=2: no training row has task or subset 'foo'"),
     "adam beta2 of 1": ("main", lambda t, m, k, p: _main(t, "--adam_beta2", "1"), "--adam_beta2 must be in [0, 1)"),

@@ -8,8 +8,10 @@ import torch
 
 from liquid.data import DataError
 from liquid.data.batching import LengthGroupedBatchSampler
-from liquid.training.args import ArgsError, parse_oversample
-from liquid.training.trainer import oversample_repeats
+from liquid.training import args as args_module
+from liquid.training.args import ArgsError, oversample_with_defaults, parse_args, parse_oversample
+from liquid.training.trainer import oversample_repeats, train
+from test_training import TINY_FLAGS, train_records, write_rows  # tests/ is on sys.path under pytest
 
 
 def _rows(tasks, subsets=None):
@@ -105,15 +107,75 @@ def test_a_missing_task_is_an_error_naming_the_tasks_there():
         oversample_repeats(plain, {"math": 2})
 
 
-@pytest.mark.parametrize("item", ["math", "math=0", "math=two", "=2", "math=-1", "math=inf", "math=nan"])
+@pytest.mark.parametrize("item", ["math", "math=0", "math=two", "=2", "math=-1", "math=inf", "math=nan",
+                                  "qa=0.5@", "qa=0.5@-1", "qa=0.5@one", "qa=@1"])
 def test_bad_items_are_refused_with_the_item_named(item):
-    with pytest.raises(ArgsError, match="--oversample expects TASK=K with a number K > 0"):
+    with pytest.raises(ArgsError, match=r"--oversample expects TASK=K \(or TASK=K@EPOCH\) with a number K > 0"):
         parse_oversample([item])
 
 
-def test_items_parse_to_a_mapping():
-    assert parse_oversample(["math=2", "qa=0.5"]) == {"math": 2.0, "qa": 0.5}
+def test_items_parse_to_a_schedule_by_first_epoch():
+    assert parse_oversample(["math=2", "qa=0.5"]) == {0: {"math": 2.0, "qa": 0.5}}
+    assert parse_oversample(["qa=0.25@1", "math=2", "sentiment=0.5@1", "qa=0.1@3"]) == {
+        0: {"math": 2.0}, 1: {"qa": 0.25, "sentiment": 0.5}, 3: {"qa": 0.1}}
     assert parse_oversample(None) == {}
+
+
+def test_defaults_fill_in_for_the_tasks_the_user_did_not_name(monkeypatch):
+    monkeypatch.setattr(args_module, "DEFAULT_OVERSAMPLE", ("qa=0.25@1", "sentiment=0.5@1"))
+    assert oversample_with_defaults(None) == ["qa=0.25@1", "sentiment=0.5@1"]
+    assert oversample_with_defaults(["math=2"]) == ["math=2", "qa=0.25@1", "sentiment=0.5@1"]
+    assert oversample_with_defaults(["qa=1"]) == ["qa=1", "sentiment=0.5@1"]  # naming qa replaces its defaults
+
+
+def test_later_repeats_change_the_mix_from_their_epoch_on():
+    """Epoch 0 shows every row; from epoch 1 rows 0-9 appear a fresh half at a time, from epoch 3 twice; each
+    epoch's length follows its own repeats."""
+    lengths = list(range(20))
+    half = [0.5] * 10 + [1.0] * 10
+    double = [2.0] * 10 + [1.0] * 10
+    sampler = LengthGroupedBatchSampler(lengths, 4, seed=3, later_repeats={1: half, 3: double})
+    assert _epoch_counts(sampler, 0) == {i: 1 for i in range(20)}
+    assert [sampler.batches_in_epoch(epoch) for epoch in range(5)] == [5, 4, 4, 8, 8]
+    chosen = []
+    for epoch in (1, 2):
+        counts = _epoch_counts(sampler, epoch)
+        assert len(sampler) == 4
+        assert sum(counts[i] for i in range(10)) == 5 and all(counts[i] == 1 for i in range(10, 20))
+        chosen.append({i for i in range(10) if counts[i]})
+    assert chosen[0] != chosen[1]  # a fresh half each epoch
+    assert _epoch_counts(sampler, 4) == {**{i: 2 for i in range(10)}, **{i: 1 for i in range(10, 20)}}
+    sampler.set_epoch(2)
+    sampler.set_start_batch(1)  # a resume inside a thinned epoch skips into that epoch's own batches
+    assert len(sampler) == 3
+
+
+def test_later_repeats_are_checked():
+    with pytest.raises(ValueError, match="later_repeats start at epochs >= 1"):
+        LengthGroupedBatchSampler([1, 2], 2, later_repeats={0: [1, 1]})
+    with pytest.raises(ValueError, match="repeats leave no row in epoch 2"):
+        LengthGroupedBatchSampler([1, 2], 2, later_repeats={2: [0.1, 0.1]})
+    with pytest.raises(ValueError, match="repeats has 1 entries for 2 rows"):
+        LengthGroupedBatchSampler([1, 2], 2, later_repeats={1: [1]})
+
+
+def test_a_default_mix_entry_for_a_task_the_data_lacks_is_skipped():
+    train = _rows(["math", "math"])
+    assert oversample_repeats(train, {"qa": 0.25}, optional={"qa"}) == [1, 1]
+    with pytest.raises(DataError, match="no training row has task or subset 'qa'"):
+        oversample_repeats(train, {"qa": 0.25})
+
+
+def test_a_run_with_a_thinned_second_epoch_takes_each_epochs_own_length(tmp_path):
+    """12 rows, batch 2: epoch 0 has 6 batches; from epoch 1 the 6 sentiment rows appear a fresh half at a time,
+    so epochs 1 and 2 have 9 rows (5 batches): 3 epochs are 16 steps, and the log's epochs say where each ends."""
+    data = write_rows(tmp_path / "train.jsonl", 12, seed=0)
+    result = train(parse_args([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--num_epochs", "3",
+                               "--save_every", "0", "--oversample", "sentiment=0.5@1",
+                               "--output_dir", str(tmp_path / "run")]))
+    assert result.step == 16 and result.stop_reason == "completed"
+    epochs = {step: row["epoch"] for step, row in train_records(tmp_path / "run").items()}
+    assert [epochs[step] for step in (6, 7, 11, 12, 16)] == [1, 1, 2, 2, 3]
 
 
 def test_no_repeats_keeps_the_plain_permutation():

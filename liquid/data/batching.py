@@ -111,13 +111,17 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     ``repeats`` (one number ``k_i >= 0`` per row, default all 1) sets the task mix: row i appears
     ``floor(k_i)`` times in every epoch, and of the rows sharing a fractional part ``f = k - floor(k)``
     a fresh random ``round(f * n)`` of them (drawn per epoch with the same generator) once more. So
-    ``k = 0.5`` shows each row about every other epoch, a different half each time, and the epoch has
-    the same number of rows every time (``len`` is exact, resume is exact).
+    ``k = 0.5`` shows each row about every other epoch, a different half each time, and every epoch with the
+    same repeats has the same number of rows (``len`` is exact, resume is exact).
+    ``later_repeats`` ({epoch E >= 1: per-row repeats}) changes the mix from epoch E on, until the next entry:
+    ``{1: ...}`` thins a task once every row has been seen (the epochs then have another length,
+    `batches_in_epoch`).
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, num_replicas: int = 1, rank: int = 0, mega_batch_mult: int = 50,
-                 repeats: Sequence[float] | None = None) -> None:
+                 repeats: Sequence[float] | None = None,
+                 later_repeats: Mapping[int, Sequence[float]] | None = None) -> None:
         if batch_size < 1 or mega_batch_mult < 1 or num_replicas < 1:
             raise ValueError(f"batch_size, mega_batch_mult and num_replicas must be >= 1, got "
                              f"{batch_size}, {mega_batch_mult}, {num_replicas}")
@@ -127,15 +131,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             raise ValueError("lengths is empty")
         super().__init__()
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
-        self.repeats = None if repeats is None else [float(k) for k in repeats]
-        if self.repeats is not None:
-            if len(self.repeats) != len(self.lengths):
-                raise ValueError(f"repeats has {len(self.repeats)} entries for {len(self.lengths)} rows")
-            if any(not k >= 0 for k in self.repeats):
-                raise ValueError("repeats must be >= 0")
-        self.epoch_size = len(self._epoch_rows(torch.Generator().manual_seed(0)))
-        if self.epoch_size == 0:
-            raise ValueError("repeats leave no row in the epoch")
+        self.repeats = self._checked(repeats)
+        if any(epoch < 1 for epoch in later_repeats or {}):
+            raise ValueError(f"later_repeats start at epochs >= 1, got {sorted(later_repeats)}")
+        self.later_repeats = {int(epoch): self._checked(later_repeats[epoch]) for epoch in sorted(later_repeats or {})}
+        for first in (0, *self.later_repeats):
+            if self._row_count(self.repeats_at(first)) == 0:
+                raise ValueError(f"repeats leave no row in epoch {first}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -157,25 +159,59 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             raise ValueError(f"start batch must be >= 0, got {k}")
         self.start_batch = k
 
-    def _epoch_rows(self, generator: torch.Generator) -> Tensor:
-        """The row indices of one epoch (with repeats; rows in index order, then the extra copies)."""
-        if self.repeats is None:
-            return torch.arange(len(self.lengths))
-        whole = [i for i, k in enumerate(self.repeats) if k >= 1]  # first copy, in row order
-        most = max((int(k) for k in self.repeats), default=0)
-        extra = [i for copy in range(1, most) for i, k in enumerate(self.repeats) if int(k) > copy]
+    def _checked(self, repeats: Sequence[float] | None) -> list[float] | None:
+        if repeats is None:
+            return None
+        repeats = [float(k) for k in repeats]
+        if len(repeats) != len(self.lengths):
+            raise ValueError(f"repeats has {len(repeats)} entries for {len(self.lengths)} rows")
+        if any(not k >= 0 for k in repeats):
+            raise ValueError("repeats must be >= 0")
+        return repeats
+
+    def repeats_at(self, epoch: int) -> list[float] | None:
+        """The per-row repeats in force in `epoch` (None: every row once)."""
+        current = self.repeats
+        for first, repeats in self.later_repeats.items():  # sorted by first epoch
+            if first <= epoch:
+                current = repeats
+        return current
+
+    @staticmethod
+    def _fraction_groups(repeats: list[float]) -> dict[float, list[int]]:
         by_fraction: dict[float, list[int]] = {}
-        for i, k in enumerate(self.repeats):
+        for i, k in enumerate(repeats):
             if k != int(k):
                 by_fraction.setdefault(k - int(k), []).append(i)
-        for fraction, rows in sorted(by_fraction.items()):
+        return by_fraction
+
+    def _row_count(self, repeats: list[float] | None) -> int:
+        """Rows of an epoch with these repeats (what `_epoch_rows` returns, without drawing)."""
+        if repeats is None:
+            return len(self.lengths)
+        whole = sum(int(k) for k in repeats)
+        return whole + sum(round(f * len(rows)) for f, rows in self._fraction_groups(repeats).items())
+
+    def _epoch_rows(self, generator: torch.Generator, repeats: list[float] | None) -> Tensor:
+        """The row indices of one epoch (with repeats; rows in index order, then the extra copies)."""
+        if repeats is None:
+            return torch.arange(len(self.lengths))
+        whole = [i for i, k in enumerate(repeats) if k >= 1]  # first copy, in row order
+        most = max((int(k) for k in repeats), default=0)
+        extra = [i for copy in range(1, most) for i, k in enumerate(repeats) if int(k) > copy]
+        for fraction, rows in sorted(self._fraction_groups(repeats).items()):
             chosen = torch.randperm(len(rows), generator=generator)[:round(fraction * len(rows))]
             extra.extend(rows[j] for j in sorted(chosen.tolist()))
         return torch.tensor(whole + extra, dtype=torch.long)
 
+    def batches_in_epoch(self, epoch: int) -> int:
+        """Global batches of `epoch` (its repeats decide its rows)."""
+        full, tail = divmod(self._row_count(self.repeats_at(epoch)), self.batch_size * self.num_replicas)
+        return full + (1 if tail and not self.drop_last else 0)
+
     def _global_batches(self) -> list[Tensor]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        rows = self._epoch_rows(generator)
+        rows = self._epoch_rows(generator, self.repeats_at(self.epoch))
         n = len(rows)
         order = rows[torch.randperm(n, generator=generator)] if self.shuffle else rows
         global_size = self.batch_size * self.num_replicas
@@ -196,6 +232,4 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             yield batch.chunk(self.num_replicas)[self.rank].tolist() if self.num_replicas > 1 else batch.tolist()
 
     def __len__(self) -> int:
-        full, tail = divmod(self.epoch_size, self.batch_size * self.num_replicas)
-        total = full + (1 if tail and not self.drop_last else 0)
-        return max(total - self.start_batch, 0)
+        return max(self.batches_in_epoch(self.epoch) - self.start_batch, 0)

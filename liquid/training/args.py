@@ -42,6 +42,10 @@ DEFAULT_PRESET = "small"
 DEFAULT_BATCH_SIZE = 16  # 16 beat 32 and 8 at equal wall-clock (docs/experiments.md, session 4)
 DEFAULT_LEARNING_RATE = 3.5e-4  # beat 5e-4 at batch 16 on both seeds (docs/experiments.md, session 5)
 DEFAULT_NUM_EPOCHS = 2
+# The training mix from the second epoch on: qa and sentiment are learnt within the first epoch (the capitals by
+# repetition, docs/experiments.md session 9), so later epochs keep a fresh quarter / half of their rows and give the
+# time to math (docs/experiments.md, session 15). `--oversample qa=1` keeps a task's rows.
+DEFAULT_OVERSAMPLE: tuple[str, ...] = ()
 UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only limit
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.01
@@ -145,9 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--number_space", choices=NUMBER_SPACES, default=DEFAULT_NUMBER_SPACE,
                       help="tokenizer: the space before a number on its first digit (attached) or a token of its own")
     data.add_argument("--num_workers", type=int, default=0)
-    data.add_argument("--oversample", action="append", default=None, metavar="TASK=K",
+    data.add_argument("--oversample", action="append", default=None, metavar="TASK=K[@EPOCH]",
                       help="each training row whose `task` (or else `subset`) is TASK appears K times per epoch; "
-                           "a fractional K draws that share of the rows afresh each epoch, e.g. qa=0.5 (repeatable)")
+                           "a fractional K draws that share of the rows afresh each epoch, e.g. qa=0.5; @EPOCH: "
+                           "from that epoch on (repeatable; default " + " ".join(DEFAULT_OVERSAMPLE) + ", "
+                           "replaced for any task named here)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--output_dir", help="default: checkpoints/<run-name>")
@@ -233,20 +239,38 @@ def build_config(args: argparse.Namespace, vocab_size: int | None = None) -> Liq
         raise ArgsError(" ".join(str(cause).split())) from error
 
 
-def parse_oversample(items: Sequence[str] | None) -> dict[str, float]:
-    """``["math=2", "qa=0.5"]`` -> ``{"math": 2.0, "qa": 0.5}`` (`ArgsError` naming the bad item otherwise)."""
-    repeats: dict[str, float] = {}
+def _oversample_item(item: str) -> tuple[str, float, int]:
+    """``"qa=0.25@1"`` -> ``("qa", 0.25, 1)``; ``"math=2"`` -> ``("math", 2.0, 0)``."""
+    task, sep, text = item.partition("=")
+    task = task.strip()
+    count_text, at, epoch_text = text.partition("@")
+    try:
+        count = float(count_text)
+        epoch = int(epoch_text) if at else 0
+    except ValueError:
+        count, epoch = 0.0, -1
+    if not sep or not task or not 0 < count < float("inf") or epoch < 0:
+        raise ArgsError(f"--oversample expects TASK=K (or TASK=K@EPOCH) with a number K > 0 and an epoch >= 0, "
+                        f"got {item!r}")
+    return task, count, epoch
+
+
+def parse_oversample(items: Sequence[str] | None) -> dict[int, dict[str, float]]:
+    """``["math=2", "qa=0.25@1"]`` -> ``{0: {"math": 2.0}, 1: {"qa": 0.25}}``: from each epoch on, the tasks' K
+    (`ArgsError` naming the bad item otherwise)."""
+    schedule: dict[int, dict[str, float]] = {}
     for item in items or ():
-        task, sep, text = item.partition("=")
-        task = task.strip()
-        try:
-            count = float(text)
-        except ValueError:
-            count = 0.0
-        if not sep or not task or not 0 < count < float("inf"):
-            raise ArgsError(f"--oversample expects TASK=K with a number K > 0, got {item!r}")
-        repeats[task] = count
-    return repeats
+        task, count, epoch = _oversample_item(item)
+        schedule.setdefault(epoch, {})[task] = count
+    return dict(sorted(schedule.items()))
+
+
+def oversample_with_defaults(items: Sequence[str] | None) -> list[str]:
+    """The user's --oversample items, then every `DEFAULT_OVERSAMPLE` item for a task the user did not name
+    (naming a task replaces its defaults: ``--oversample qa=1`` keeps qa at 1 in every epoch)."""
+    items = list(items or ())
+    named = {_oversample_item(item)[0] for item in items}
+    return items + [item for item in DEFAULT_OVERSAMPLE if _oversample_item(item)[0] not in named]
 
 
 def _check_ranges(args: argparse.Namespace) -> None:

@@ -114,6 +114,9 @@ class RankSliceBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return len(self.global_sampler)
 
+    def batches_in_epoch(self, epoch: int) -> int:
+        return self.global_sampler.batches_in_epoch(epoch)
+
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.global_sampler:
             n = len(batch)

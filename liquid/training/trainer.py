@@ -34,7 +34,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ from liquid.modeling import LiquidFoundationModelOptimized
 from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
-from liquid.training.args import DEFAULT_ADAM_BETA2, DEFAULT_OPTIMIZER, build_config, parse_oversample
+from liquid.training.args import (DEFAULT_ADAM_BETA2, DEFAULT_OPTIMIZER, DEFAULT_OVERSAMPLE, build_config,
+                                  oversample_with_defaults, parse_oversample)
 from liquid.training.distributed import (
     DistributedContext, RankSliceBatchSampler, all_reduce_sum, barrier, broadcast_object,
     cleanup_distributed, init_distributed,
@@ -168,9 +169,12 @@ def steps_per_epoch(batches_per_epoch: int, grad_accum_steps: int) -> int:
     return math.ceil(batches_per_epoch / grad_accum_steps)
 
 
-def total_steps(batches_per_epoch: int, args: argparse.Namespace) -> int:
-    """Optimizer steps of the run: `num_epochs` epochs, capped by `max_steps` when it is > 0."""
-    steps = args.num_epochs * steps_per_epoch(batches_per_epoch, args.grad_accum_steps)
+def total_steps(batches_in_epoch: Callable[[int], int], args: argparse.Namespace, last_change: int = 0) -> int:
+    """Optimizer steps of the run: `num_epochs` epochs of `batches_in_epoch(epoch)` batches (the same for every
+    epoch from `last_change` on), capped by `max_steps` when it is > 0."""
+    varying = min(args.num_epochs, last_change)
+    steps = sum(steps_per_epoch(batches_in_epoch(epoch), args.grad_accum_steps) for epoch in range(varying))
+    steps += (args.num_epochs - varying) * steps_per_epoch(batches_in_epoch(varying), args.grad_accum_steps)
     return min(steps, args.max_steps) if args.max_steps > 0 else steps
 
 
@@ -264,6 +268,7 @@ class RunData:
     train: Any  # tokenized datasets.Dataset
     eval_rows: list[dict[str, Any]]  # the validation sample (raw rows, with tokenized columns)
     repeats: list[float] | None = None  # per training row: appearances per epoch (--oversample); None: all 1
+    later_repeats: dict[int, list[float]] | None = None  # {epoch: per-row repeats from that epoch on} (TASK=K@EPOCH)
 
 
 def _load_splits(args: argparse.Namespace):
@@ -316,10 +321,10 @@ def clear_previous_run(output_dir: Path) -> list[str]:
     return removed
 
 
-def oversample_repeats(train, repeats: Mapping[str, float]) -> list[float]:
+def oversample_repeats(train, repeats: Mapping[str, float], optional: Iterable[str] = ()) -> list[float]:
     """How often each training row appears per epoch (the sampler's ``repeats``): ``repeats[T]`` for a row whose
     `task` (or else `subset`) is T, 1 for the others. A name that no row has is a `DataError` naming the
-    tasks and subsets there are."""
+    tasks and subsets there are, unless it is in `optional` (a default mix entry: skipped)."""
     from liquid.data import DataError
 
     columns = [train[name] if name in train.column_names else [""] * len(train) for name in ("task", "subset")]
@@ -329,6 +334,8 @@ def oversample_repeats(train, repeats: Mapping[str, float]) -> list[float]:
             rows = [i for i, value in enumerate(column) if value == name]
             if rows:
                 break
+        if not rows and name in optional:
+            continue
         if not rows:
             there = sorted(set(columns[0]) - {""})
             subsets = sorted(set(columns[1]) - {""} - set(there))
@@ -345,8 +352,18 @@ def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
     from liquid.data import tokenize_dataset
 
     splits = _load_splits(args)
-    repeats = parse_oversample(getattr(args, "oversample", None))  # checked before anything is written
-    row_repeats = oversample_repeats(splits["train"], repeats) if repeats else None
+    user_items = getattr(args, "oversample", None)
+    schedule = parse_oversample(oversample_with_defaults(user_items))  # checked before anything is written
+    defaults_only = {name for mix in parse_oversample(DEFAULT_OVERSAMPLE).values() for name in mix}
+    defaults_only -= {name for mix in parse_oversample(user_items).values() for name in mix}
+    row_repeats, later_repeats, in_force = None, {}, {}
+    for first_epoch, mix in schedule.items():  # the mix of each epoch that changes it: the earlier entries, updated
+        in_force = {**in_force, **mix}
+        per_row = oversample_repeats(splits["train"], in_force, optional=defaults_only)
+        if first_epoch == 0:
+            row_repeats = per_row
+        else:
+            later_repeats[first_epoch] = per_row
     tokenizer = _load_tokenizer(args, ctx, resume, splits["train"])
     train = tokenize_dataset(splits["train"], tokenizer, args.max_source_length, args.max_target_length)
     eval_rows: list[dict[str, Any]] = []
@@ -359,7 +376,8 @@ def prepare_data(args, ctx: DistributedContext, resume: Path | None) -> RunData:
         eval_rows = [dict(row) for row in sample]
     else:
         logger.warning("no validation split: no validation, no best checkpoint")
-    return RunData(tokenizer=tokenizer, train=train, eval_rows=eval_rows, repeats=row_repeats)
+    return RunData(tokenizer=tokenizer, train=train, eval_rows=eval_rows, repeats=row_repeats,
+                   later_repeats=later_repeats or None)
 
 
 def build_model(args, tokenizer, resume: Path | None) -> LiquidFoundationModelOptimized:
@@ -432,8 +450,7 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.collator = self._make_collator()
         self.sampler, self.loader = self._make_loader()
-        self.batches_per_epoch = len(self.sampler)
-        self.total_steps = total_steps(self.batches_per_epoch, args)
+        self.total_steps = total_steps(self.sampler.batches_in_epoch, args, max(self.data.later_repeats or [0]))
         if args.warmup_steps >= self.total_steps:
             logger.warning("--warmup_steps %d >= total steps %d: the learning rate never reaches its peak",
                            args.warmup_steps, self.total_steps)
@@ -529,7 +546,8 @@ class Trainer:
         lengths = [len(s) + len(t) for s, t in zip(self.data.train["input_ids"], self.data.train["labels"])]
         global_batch = self.args.batch_size * self.ctx.world_size
         global_sampler = LengthGroupedBatchSampler(lengths, global_batch, shuffle=True, seed=self.args.seed,
-                                                   drop_last=self.ctx.is_distributed, repeats=self.data.repeats)
+                                                   drop_last=self.ctx.is_distributed, repeats=self.data.repeats,
+                                                   later_repeats=self.data.later_repeats)
         sampler = RankSliceBatchSampler(global_sampler, self.ctx.rank, self.ctx.world_size)
         loader = DataLoader(self.data.train, batch_sampler=sampler, collate_fn=self.collator,
                             num_workers=self.args.num_workers,
@@ -724,8 +742,9 @@ class Trainer:
         self.sampler.set_start_batch(self.state.batch_in_epoch)
         iterator = iter(self.loader)
         position = self.state.batch_in_epoch
-        while position < self.batches_per_epoch:
-            size = min(self.args.grad_accum_steps, self.batches_per_epoch - position)
+        batches = self.sampler.batches_in_epoch(self.state.epoch)
+        while position < batches:
+            size = min(self.args.grad_accum_steps, batches - position)
             yield [next(iterator) for _ in range(size)]
             position += size
 
@@ -773,7 +792,7 @@ class Trainer:
                 stats = self.train_step(group, stop.requested or self._time_is_up())
                 self.state.step += 1
                 self.state.batch_in_epoch += len(group)
-                if self.state.batch_in_epoch >= self.batches_per_epoch:
+                if self.state.batch_in_epoch >= self.sampler.batches_in_epoch(self.state.epoch):
                     self.state.epoch, self.state.batch_in_epoch = self.state.epoch + 1, 0
                 self.state.elapsed_seconds = self.elapsed_seconds()
                 self._advance_bar(bar)
