@@ -239,6 +239,39 @@ def test_lr_schedule_flag_shapes_the_time_budget_decay(tmp_path, monkeypatch, fl
         assert trainer.lr_factor(2) == pytest.approx(expected, abs=0.01)
 
 
+@pytest.mark.parametrize("flags, steps, minutes", [
+    ([], 0, 13.5 / 8),  # the default run: a time budget, validated every eighth of it
+    (["--max_time_minutes", "16"], 0, 2.0),
+    (["--max_steps", "100"], 750, 0.0),  # a run of a given length: every 750 steps
+    (["--eval_every", "100"], 100, 0.0),
+    (["--eval_every_minutes", "3"], 0, 3.0),
+])
+def test_validation_schedule_defaults(tmp_path, flags, steps, minutes):
+    args = parse_args([*flags, "--output_dir", str(tmp_path / "run")])
+    assert (args.eval_every, args.eval_every_minutes) == (steps, pytest.approx(minutes))
+
+
+def test_validation_by_minutes_comes_once_per_interval_and_carries_over_a_resume(tmp_path, monkeypatch):
+    data = write_rows(tmp_path / "train.jsonl", 6, seed=6)
+    args = parse_args([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_time_minutes", "10",
+                       "--eval_every_minutes", "1", "--output_dir", str(tmp_path / "run")])
+    trainer = trainer_module.Trainer(args, trainer_module.init_distributed(args.device))
+    clock = {"now": 0.0}
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: clock["now"])
+    trainer._fit_start = 0.0
+    due = []
+    for seconds in (30, 61, 90, 119, 121, 250, 290, 301):  # 121 -> 250 s passes 3 and 4 minutes: one validation
+        clock["now"] = float(seconds)
+        due.append(trainer._validation_due(step=1))
+    assert due == [False, True, False, False, True, True, False, True]
+    resumed = trainer_module.Trainer(args, trainer_module.init_distributed(args.device))
+    resumed._elapsed_before, resumed._fit_start = 150.0, 0.0  # resumed after 2.5 minutes
+    clock["now"] = 20.0
+    assert not resumed._validation_due(step=1)  # 2.83 minutes
+    clock["now"] = 31.0
+    assert resumed._validation_due(step=1)  # 3.02 minutes
+
+
 def test_accuracy_plot_is_against_wall_clock_minutes(tmp_path):
     from liquid.training import plots
 

@@ -135,8 +135,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if any(epoch < 1 for epoch in later_repeats or {}):
             raise ValueError(f"later_repeats start at epochs >= 1, got {sorted(later_repeats)}")
         self.later_repeats = {int(epoch): self._checked(later_repeats[epoch]) for epoch in sorted(later_repeats or {})}
-        for first in (0, *self.later_repeats):
-            if self._row_count(self.repeats_at(first)) == 0:
+        # rows per epoch of each mix (counted once: batches_in_epoch is asked at every step)
+        self._rows_from = {first: self._row_count(self.repeats_at(first)) for first in (0, *self.later_repeats)}
+        for first, rows in self._rows_from.items():
+            if rows == 0:
                 raise ValueError(f"repeats leave no row in epoch {first}")
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -206,7 +208,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def batches_in_epoch(self, epoch: int) -> int:
         """Global batches of `epoch` (its repeats decide its rows)."""
-        full, tail = divmod(self._row_count(self.repeats_at(epoch)), self.batch_size * self.num_replicas)
+        rows = self._rows_from[max(first for first in self._rows_from if first <= epoch)]
+        full, tail = divmod(rows, self.batch_size * self.num_replicas)
         return full + (1 if tail and not self.drop_last else 0)
 
     def _global_batches(self) -> list[Tensor]:

@@ -55,7 +55,10 @@ DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_GRAD_ACCUM_STEPS = 1
 DEFAULT_SEED = 0
 DEFAULT_LOG_EVERY = 10
-DEFAULT_EVAL_EVERY = 750
+DEFAULT_EVAL_EVERY = 750  # steps, for runs of a given length
+# With a time budget (and no --eval_every) the run validates every budget / DEFAULT_VALIDATIONS minutes: the same
+# learning curve on every machine, and a fast machine no longer spends twice the validations of a slow one.
+DEFAULT_VALIDATIONS = 8
 DEFAULT_SAVE_EVERY = 750
 DEFAULT_EVAL_SAMPLES = 200
 DEFAULT_MONITOR_EVERY = 50
@@ -165,7 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace the run already in --output_dir (its checkpoints, best/ and logs are deleted)")
     run.add_argument("--device", default="auto", help="auto: cuda if available, else cpu")
     run.add_argument("--log_every", type=int, default=DEFAULT_LOG_EVERY)
-    run.add_argument("--eval_every", type=int, default=DEFAULT_EVAL_EVERY, help="0: only at the end")
+    run.add_argument("--eval_every", type=int, default=None,
+                     help=f"validate every N steps, 0: only at the end (default {DEFAULT_EVAL_EVERY}; with a time "
+                          "budget, --eval_every_minutes instead)")
+    run.add_argument("--eval_every_minutes", type=float, default=None,
+                     help="validate every M minutes of training (default with a time budget and no --eval_every: "
+                          f"the budget / {DEFAULT_VALIDATIONS}; 0: off)")
     run.add_argument("--save_every", type=int, default=DEFAULT_SAVE_EVERY, help="0: only at the end")
     run.add_argument("--eval_samples", type=int, default=DEFAULT_EVAL_SAMPLES)
     run.add_argument("--monitor_every", type=int, default=DEFAULT_MONITOR_EVERY)
@@ -181,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 POSITIVE_FLAGS = ("batch_size", "learning_rate", "num_epochs", "grad_accum_steps", "max_grad_norm",
                   "log_every", "eval_samples", "monitor_every", "keep_last", "max_bad_steps",
                   "max_source_length", "max_target_length", "vocab_size", "max_time_minutes", "muon_ns_steps")
-NON_NEGATIVE_FLAGS = ("max_steps", "warmup_steps", "weight_decay", "eval_every", "save_every", "num_workers")
+NON_NEGATIVE_FLAGS = ("max_steps", "warmup_steps", "weight_decay", "eval_every", "eval_every_minutes", "save_every",
+                      "num_workers")
 
 
 def parse_value(text: str, annotation: str, key: str) -> Any:
@@ -412,6 +421,13 @@ def _fill_run_length(args: argparse.Namespace) -> None:
         args.num_epochs = UNLIMITED_EPOCHS if args.max_steps else DEFAULT_NUM_EPOCHS
     elif args.max_steps is None:
         args.max_steps = 0
+    if args.eval_every is None:
+        by_time = args.max_time_minutes is not None and args.eval_every_minutes is None
+        args.eval_every = 0 if by_time or args.eval_every_minutes else DEFAULT_EVAL_EVERY
+        if by_time:
+            args.eval_every_minutes = args.max_time_minutes / DEFAULT_VALIDATIONS
+    if args.eval_every_minutes is None:
+        args.eval_every_minutes = 0.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -462,6 +462,7 @@ class Trainer:
                                          getattr(args, "muon_until", 1.0))
         self._fit_start: float | None = None  # monotonic clock at the start of fit(); elapsed time is
         self._elapsed_before = self.state.elapsed_seconds  # ... this plus the time since then
+        self._next_validation: float | None = None  # elapsed seconds of the next --eval_every_minutes validation
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.scaler = torch.amp.GradScaler(ctx.device.type) if self.precision == "fp16" else None
         if resume is not None:
@@ -748,6 +749,21 @@ class Trainer:
             yield [next(iterator) for _ in range(size)]
             position += size
 
+    def _validation_due(self, step: int) -> bool:
+        """Every --eval_every steps, and/or each time another --eval_every_minutes of training have passed."""
+        if self.args.eval_every and step % self.args.eval_every == 0:
+            return True
+        interval = 60 * (getattr(self.args, "eval_every_minutes", 0.0) or 0.0)
+        if not interval:
+            return False
+        elapsed = self.elapsed_seconds()
+        if self._next_validation is None:  # the first interval boundary after where this run (or resume) started
+            self._next_validation = interval * (math.floor(self._elapsed_before / interval) + 1)
+        if elapsed < self._next_validation:
+            return False
+        self._next_validation = interval * (math.floor(elapsed / interval) + 1)
+        return True
+
     def _time_is_up(self) -> bool:
         limit = self.args.max_time_minutes
         return limit is not None and self.elapsed_seconds() >= limit * 60
@@ -799,7 +815,7 @@ class Trainer:
                 self._log_step(stats, time.perf_counter() - tick, bar)
                 self._stop_on_bad_steps(stats, group)
                 step = self.state.step
-                if self.args.eval_every and step % self.args.eval_every == 0:
+                if self._validation_due(step):
                     self._validate()
                     evaluated_at = step
                 if self.args.save_every and step % self.args.save_every == 0:
