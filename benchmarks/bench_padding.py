@@ -2,10 +2,10 @@
 
     python benchmarks/bench_padding.py [--batch_size 16] [--seed 0]
 
-Batches are padded to their longest sequence (inputs and labels separately); the sampler sorts by
-input length + label length inside mega-batches (the trainer's key). A third column sorts by label length first
-(then input length), a candidate key that keeps the decoder's padded length tighter. Prints the shares and the
-ratios to random batches.
+Batches are padded to their longest sequence (inputs and labels separately); the sampler sorts inside
+mega-batches by input length + label length (the trainer's key until session 15) or by label length first, then
+input length (the trainer's key since: `liquid.training.trainer.batch_sort_keys`), which keeps the decoder's padded
+length tighter. Prints the shares and the ratios to random batches.
 """
 
 import argparse

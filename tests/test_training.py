@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from liquid.training import trainer as trainer_module
-from liquid.training.args import parse_args
+from liquid.training.args import DEFAULT_TIME_BUDGET_MINUTES, DEFAULT_VALIDATIONS, parse_args
 from liquid.training.checkpoint import CheckpointError, load_trainer_state
 from liquid.training.trainer import NonFiniteLossError, build_optimizer, train
 
@@ -240,8 +240,8 @@ def test_lr_schedule_flag_shapes_the_time_budget_decay(tmp_path, monkeypatch, fl
 
 
 @pytest.mark.parametrize("flags, steps, minutes", [
-    ([], 0, 13.5 / 8),  # the default run: a time budget, validated every eighth of it
-    (["--max_time_minutes", "16"], 0, 2.0),
+    ([], 0, DEFAULT_TIME_BUDGET_MINUTES / DEFAULT_VALIDATIONS),  # the default run: validated every eighth of its budget
+    (["--max_time_minutes", "16"], 0, 16 / DEFAULT_VALIDATIONS),
     (["--max_steps", "100"], 750, 0.0),  # a run of a given length: every 750 steps
     (["--eval_every", "100"], 100, 0.0),
     (["--eval_every_minutes", "3"], 0, 3.0),

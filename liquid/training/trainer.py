@@ -321,6 +321,16 @@ def clear_previous_run(output_dir: Path) -> list[str]:
     return removed
 
 
+def batch_sort_keys(train) -> list[int]:
+    """The length-grouped sampler's key per row: label length first, then input length. The decoder's padded length
+    sets most of a step's cost; against input + label length this key cuts the padding of one epoch of the shipped
+    data from 7.3% to 2.8% of the label tokens and from 21.1% to 19.6% of the input tokens
+    (benchmarks/bench_padding.py)."""
+    sources, targets = train["input_ids"], train["labels"]
+    base = 1 + max((len(ids) for ids in sources), default=0)
+    return [len(target) * base + len(source) for source, target in zip(sources, targets)]
+
+
 def oversample_repeats(train, repeats: Mapping[str, float], optional: Iterable[str] = ()) -> list[float]:
     """How often each training row appears per epoch (the sampler's ``repeats``): ``repeats[T]`` for a row whose
     `task` (or else `subset`) is T, 1 for the others. A name that no row has is a `DataError` naming the
@@ -544,9 +554,9 @@ class Trainer:
     def _make_loader(self):
         from liquid.data import LengthGroupedBatchSampler
 
-        lengths = [len(s) + len(t) for s, t in zip(self.data.train["input_ids"], self.data.train["labels"])]
         global_batch = self.args.batch_size * self.ctx.world_size
-        global_sampler = LengthGroupedBatchSampler(lengths, global_batch, shuffle=True, seed=self.args.seed,
+        global_sampler = LengthGroupedBatchSampler(batch_sort_keys(self.data.train), global_batch, shuffle=True,
+                                                   seed=self.args.seed,
                                                    drop_last=self.ctx.is_distributed, repeats=self.data.repeats,
                                                    later_repeats=self.data.later_repeats)
         sampler = RankSliceBatchSampler(global_sampler, self.ctx.rank, self.ctx.world_size)
