@@ -264,6 +264,9 @@ def test_validation_by_minutes_comes_once_per_interval_and_carries_over_a_resume
         clock["now"] = float(seconds)
         due.append(trainer._validation_due(step=1))
     assert due == [False, True, False, False, True, True, False, True]
+    clock["now"] = 601.0  # the boundary at the end of the 10-minute budget is the run's final validation, not this one
+    trainer._next_validation = 600.0
+    assert not trainer._validation_due(step=1)
     resumed = trainer_module.Trainer(args, trainer_module.init_distributed(args.device))
     resumed._elapsed_before, resumed._fit_start = 150.0, 0.0  # resumed after 2.5 minutes
     clock["now"] = 20.0

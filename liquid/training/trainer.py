@@ -769,7 +769,8 @@ class Trainer:
         elapsed = self.elapsed_seconds()
         if self._next_validation is None:  # the first interval boundary after where this run (or resume) started
             self._next_validation = interval * (math.floor(self._elapsed_before / interval) + 1)
-        if elapsed < self._next_validation:
+        budget = 60 * (self.args.max_time_minutes or math.inf)
+        if elapsed < self._next_validation or self._next_validation >= budget:  # the end of the budget: fit() validates
             return False
         self._next_validation = interval * (math.floor(elapsed / interval) + 1)
         return True
