@@ -20,8 +20,8 @@ Variants (each a `LiquidConfig` switch, so every component stays available by co
 |                   | model's parameter count (same d_model, heads and layers; d_ff solved for)     |
 
 Every run is `liquid.training.train(args)` with `--max_time_minutes <budget>` (and an unreachable step cap, so
-the clock ends it) and otherwise `main.py`'s defaults (validation every 750 steps included: the `full` variant
-at 13.5 minutes is the default run); flags this command does not know are passed to the training parser
+the clock ends it) and otherwise `main.py`'s defaults (validation every eighth of the budget included: the `full`
+variant at 14 minutes is the default run); flags this command does not know are passed to the training parser
 (`main.py --help`). Each trained model is scored on the test split and, as its own row, on the long-input
 subset `--long_test_file` (instructions of 240-470 tokens, never seen in training).
 `--tabulate DIR [DIR ...]` writes one table and plot from the `results.json` of earlier ablations.

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 # budget (DEFAULT_TIME_BUDGET_MINUTES of training, validations and checkpoints included; the learning-rate schedule
 # ends exactly at the budget), so the whole command stays under 15 minutes on a 2-core CPU and a faster
 # machine simply takes more steps (wall time measured in the README's Results section).
-DEFAULT_TIME_BUDGET_MINUTES = 14.0  # whole command 13m54s-14m00s at 13.5 (sessions 10, 15): about 14m30s now
+DEFAULT_TIME_BUDGET_MINUTES = 14.0  # the whole command: 14m32s-14m37s (sessions 15-16, docs/experiments.md)
 DEFAULT_PRESET = "small"
 DEFAULT_BATCH_SIZE = 16  # 16 beat 32 and 8 at equal wall-clock (docs/experiments.md, session 4)
 DEFAULT_LEARNING_RATE = 3.5e-4  # beat 5e-4 at batch 16 on both seeds (docs/experiments.md, session 5)
