@@ -188,9 +188,9 @@ def test_no_repeats_keeps_the_plain_permutation():
     assert list(sampler) == [expected]
 
 
-def test_the_default_mix_thins_qa_and_sentiment_from_the_second_epoch(tmp_path):
-    """No --oversample: every row once in epoch 0, then qa at 0.25 and sentiment at 0.5 (DEFAULT_OVERSAMPLE); a data
-    set without qa rows skips that entry; naming a task keeps the user's value for it."""
+def test_the_default_mix_thins_sentiment_from_the_second_epoch_and_qa_from_the_third(tmp_path):
+    """No --oversample: every row once in epoch 0, sentiment at 0.5 from epoch 1, qa at 0.25 from epoch 2
+    (DEFAULT_OVERSAMPLE); a data set without qa rows skips that entry; naming a task keeps the user's value for it."""
     rows = [{"instruction": f"i{n}", "response": f"r{n}", "task": task}
             for n, task in enumerate(["math", "sentiment", "qa", "math"])]
     data = tmp_path / "train.jsonl"
@@ -198,10 +198,10 @@ def test_the_default_mix_thins_qa_and_sentiment_from_the_second_epoch(tmp_path):
     flags = [*TINY_FLAGS, "--train_file", str(data), "--output_dir", str(tmp_path / "run")]
     ctx = trainer_module.init_distributed("cpu")
     plain = trainer_module.prepare_data(parse_args(flags), ctx, None)
-    assert plain.repeats is None and plain.later_repeats == {1: [1.0, 0.5, 0.25, 1.0]}
+    assert plain.repeats is None and plain.later_repeats == {1: [1.0, 0.5, 1.0, 1.0], 2: [1.0, 0.5, 0.25, 1.0]}
     kept = trainer_module.prepare_data(parse_args([*flags, "--oversample", "qa=1", "--oversample", "math=2"]), ctx, None)
     assert kept.repeats == [2.0, 1.0, 1.0, 2.0] and kept.later_repeats == {1: [2.0, 0.5, 1.0, 2.0]}
     no_qa = tmp_path / "no_qa.jsonl"
     no_qa.write_text("".join(json.dumps(row) + "\n" for row in rows if row["task"] != "qa"), encoding="utf-8")
     flags[flags.index(str(data))] = str(no_qa)
-    assert trainer_module.prepare_data(parse_args(flags), ctx, None).later_repeats == {1: [1.0, 0.5, 1.0]}
+    assert trainer_module.prepare_data(parse_args(flags), ctx, None).later_repeats == {1: [1.0, 0.5, 1.0], 2: [1.0, 0.5, 1.0]}
