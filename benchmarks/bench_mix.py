@@ -59,9 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         data = {name: trainer_module.prepare_data(a, ctx, None) for name, a in run_args.items()}
     first = next(iter(data.values()))
     train = first.train
-    model = trainer_module.build_model(next(iter(run_args.values())), first.tokenizer, None)
-    optimizer = trainer_module.build_optimizer(model, 3.5e-4, 0.01, 0.999, "adamw", 3, 1.0)
-    collate = Seq2SeqCollator(first.tokenizer, 128, 160)
+    defaults = next(iter(run_args.values()))
+    model = trainer_module.build_model(defaults, first.tokenizer, None)
+    optimizer = trainer_module.build_optimizer(model, defaults.learning_rate, defaults.weight_decay, defaults.adam_beta2,
+                                               defaults.optimizer, defaults.muon_ns_steps, defaults.muon_until)
+    collate = Seq2SeqCollator(first.tokenizer, defaults.max_source_length, defaults.max_target_length)
     keys = trainer_module.batch_sort_keys(train)
     batches, epoch_batches = {}, {}
     for name, run in data.items():
