@@ -99,9 +99,11 @@ def test_run_outputs_logs_plots_and_pruned_checkpoints(tmp_path):
     assert not list(out.glob(".tmp-*"))
     records = train_records(out)
     assert sorted(records) == [1, 2, 3, 4]
-    # the learning rate each step used: linear warmup from 0 over 1 step, then the default linear decay to 0 at step 4
+    # the learning rate each step used: linear warmup from 0 over 1 step, then the default wsd: the peak for the first
+    # half of the remaining 3 steps' progress p = (step - 2) / 3, then 1 - sqrt((p - 0.5) / 0.5), 0 at step 4
     for step, record in records.items():
-        expected_lr = 0.0 if step == 1 else 0.01 * (1 - (step - 2) / 3)
+        p = (step - 2) / 3
+        expected_lr = 0.0 if step == 1 else 0.01 * (1.0 if p <= 0.5 else 1 - math.sqrt((p - 0.5) / 0.5))
         assert record["lr"] == pytest.approx(expected_lr, rel=1e-9, abs=1e-12)
         assert len(record["expert_load"]) == 1 and sum(record["expert_load"][0]) == pytest.approx(1.0, abs=1e-5)
         assert 0 < record["compression_ratio_decoder"] < 1 and record["router_entropy_dec0"] > 0
@@ -222,8 +224,9 @@ def test_time_budget_schedule_reaches_its_floor_at_the_budget(tmp_path, monkeypa
 
 @pytest.mark.parametrize("flags, half, three_quarters", [
     (["--lr_schedule", "cosine"], 0.5, 0.5 * (1 + math.cos(math.pi * 0.75))),
-    ([], 0.5, 0.25),  # the default: linear decay to 0
-    (["--lr_schedule", "wsd", "--decay_share", "0.5"], 1.0, 1 - math.sqrt(0.5)),
+    (["--lr_schedule", "linear"], 0.5, 0.25),
+    ([], 1.0, 1 - math.sqrt(0.5)),  # the default: wsd, the peak for the first half, then 1-sqrt to 0
+    (["--lr_schedule", "wsd", "--decay_share", "0.25"], 1.0, 1.0),
 ])
 def test_lr_schedule_flag_shapes_the_time_budget_decay(tmp_path, monkeypatch, flags, half, three_quarters):
     """--lr_schedule picks the shape that lr_factor follows over the time budget (0 at the budget)."""
