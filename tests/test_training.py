@@ -226,7 +226,7 @@ def test_time_budget_schedule_reaches_its_floor_at_the_budget(tmp_path, monkeypa
     (["--lr_schedule", "cosine"], 0.5, 0.5 * (1 + math.cos(math.pi * 0.75))),
     (["--lr_schedule", "linear"], 0.5, 0.25),
     ([], 1.0, 1 - math.sqrt(0.5)),  # the default: wsd, the peak for the first half, then 1-sqrt to 0
-    (["--lr_schedule", "wsd", "--decay_share", "0.25"], 1.0, 1.0),
+    (["--lr_schedule", "wsd", "--decay_share", "0.4"], 1.0, 1 - math.sqrt(0.15 / 0.4)),  # decay from 0.6 of the budget
 ])
 def test_lr_schedule_flag_shapes_the_time_budget_decay(tmp_path, monkeypatch, flags, half, three_quarters):
     """--lr_schedule picks the shape that lr_factor follows over the time budget (0 at the budget)."""
