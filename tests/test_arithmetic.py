@@ -175,25 +175,54 @@ def test_uniform_divisions_keep_zero_parts(kind: str, d: int) -> None:
         assert chain[-3] == f"({' + '.join(map(str, parts))}) / {e}" and chain[-2] == " + ".join(map(str, terms)), text
 
 
+def _two_digit_quotients(divide, d: int):
+    """Yield (n, quotient, divide(n, d)) for the two-digit quotients of a one-digit d, after checking that every
+    other quotient in 0-130 is written as `place_division`."""
+    from liquid.data.math_tasks import place_division
+
+    for quotient in range(0, 131):
+        n = quotient * d
+        text = divide(n, d)
+        if d > 9 or not 10 <= quotient <= 99:
+            assert text == place_division(n, d)
+            continue
+        yield n, quotient, text
+
+
 @pytest.mark.parametrize("d", [2, 3, 4, 5, 6, 7, 8, 9, 20])
 def test_rest_division_computes_the_rest_before_using_it(d: int) -> None:
     """--word_division rest: a two-digit quotient of a one-digit divisor is a subtraction chain n - T = R (T the
     largest multiple of 10d, every link true), then ``n / d = (T + R) / d = T/d + R/d = q``; every other division
     is `place_division`."""
-    from liquid.data.math_tasks import place_division, rest_division
+    from liquid.data.math_tasks import rest_division
 
-    for quotient in range(0, 131):
-        n = quotient * d
-        text = rest_division(n, d)
-        if d > 9 or not 10 <= quotient <= 99:
-            assert text == place_division(n, d)
-            continue
+    for n, quotient, text in _two_digit_quotients(rest_division, d):
         subtraction, division = text.split(". ")
         tens, rest = 10 * d * (quotient // 10), n - 10 * d * (quotient // 10)
         links = subtraction.split(" = ")
         assert links[0] == f"{n} - {tens}" and links[-1] == str(rest), text
         assert all(evaluate(expression) == rest for expression in links), text
         assert division == f"{n} / {d} = ({tens} + {rest}) / {d} = {tens // d} + {rest // d} = {quotient}", text
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6, 7, 8, 9, 20])
+def test_table_division_lists_the_divisor_up_to_the_first_multiple_above_the_tens(d: int) -> None:
+    """--word_division table: a two-digit quotient of a one-digit divisor is ``tabla del d: d, 2d, ..., kd`` with
+    (k - 1) d <= n // 10 < k d, then `place_division`; every other division is `place_division`; the metric
+    checks the table (a wrong entry makes the step invalid)."""
+    from liquid.data.math_tasks import place_division, table_division
+    from liquid.metrics.scores import table_step
+
+    for n, quotient, text in _two_digit_quotients(table_division, d):
+        table, division = text.split(". ")
+        assert division == place_division(n, d) and table.startswith(f"tabla del {d}: "), text
+        entries = [int(v) for v in table.split(": ")[1].split(", ")]
+        assert entries == [d * k for k in range(1, len(entries) + 1)], text
+        assert entries[-2] <= n // 10 < entries[-1] and entries[-2] * 10 == 10 * d * (quotient // 10), text
+        step = table_step(f"La velocidad es la distancia dividida entre el tiempo: {table}")
+        assert step is not None and step.kind == "table" and step.valid, text
+        wrong = table.replace(f" {entries[-1]}", f" {entries[-1] + 1}")
+        assert table_step(wrong).valid is False, wrong
 
 
 def test_column_sums_read_as_documented() -> None:

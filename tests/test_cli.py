@@ -56,6 +56,7 @@ def bad_argument_cases(tmp_path: Path, train_file: Path) -> list[tuple[list[str]
         (["--grad_accum_steps", "0"], "--grad_accum_steps must be > 0"),
         (["--batch_size", "two"], "invalid int value"),
         (["--precision", "fp8"], "invalid choice"),
+        (["--host_malloc", "jemalloc"], "invalid choice"),
         (["--preset", "huge"], "--preset 'huge' is unknown"),
         (["--set", "no_such_field=1"], "unknown LiquidConfig field"),
         (["--set", "d_model=wide"], "--set d_model=wide: expected int"),

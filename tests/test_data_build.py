@@ -17,6 +17,7 @@ from liquid.data.loading import Example
 from liquid.data.long_text_tasks import MAX_SENTENCES, MIN_SENTENCES, long_text_examples
 from liquid.data.math_tasks import division_fact_examples
 from liquid.data.sentiment_tasks import NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, SUBJECTS, inflect
+from liquid.metrics import score_row
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SPLITS = ("train", "validation", "test")
@@ -294,6 +295,19 @@ def test_uniform_divisions_change_only_divisions_with_a_quotient_of_ten_or_more(
     _, changed = _changed_division_responses(division)
     assert all(re.search(r"\(\d+( \+ \d+)+\) / \d ", row.response) for row in changed)
     assert sum(" + 0) / " in row.response for row in changed) > 5
+
+
+def test_table_divisions_write_the_divisor_table_before_two_digit_quotients() -> None:
+    """--word_division table: the same rows in every split; a changed response is a word problem whose division
+    of a two-digit quotient by a one-digit divisor is now preceded by that divisor's table, every link and every
+    table entry true, and the reference scores coherence 1."""
+    _, changed = _changed_division_responses("table")
+    for row in changed:
+        row = json.loads(row.to_json())
+        assert re.search(r"tabla del (\d): \1(, \d+)+\. \d+ / \1 = ", row["response"]), row["response"]
+        assert score_row(row["response"], row)["coherence"] == 1.0, row["response"]
+    kinds = {row.response.split(":", 1)[0] for row in changed}
+    assert {"La velocidad es la distancia dividida entre el tiempo", "El 25% es la cuarta parte"} <= kinds, kinds
 
 
 def test_column_sums_change_only_multiplications_with_hundreds() -> None:

@@ -28,6 +28,8 @@ number). A sentence that contains '=' is a step (others are prose). In it, the t
 of parseable expressions (prose may precede e0 and follow ek). Each link (e_i, e_i+1) is
     arithmetic (neither side has x): valid  <=>  value(e_i) = value(e_i+1)
     equation (x appears):             valid  <=>  solutions(e_i = e_i+1) = S*
+A sentence without '=' that ends in ``tabla del d: m_1, ..., m_k`` (a divisor's table, written before
+a division) is a step too: valid  <=>  m_i = i * d for every i.
 A step is valid iff all its links are. It is "unparsed" (counted as invalid) when no chain is found,
 or when it has an equation link in a word problem. The value a step states is the solution of its
 last equation link (if unique), else the value of ek for an arithmetic step.

@@ -64,14 +64,17 @@ AGGREGATED_KEYS = ("accuracy", "coherence", "coverage", "length")
 UNLABELLED_GROUP = "other"  # aggregate's group name for rows without a task / subset
 
 STEP_MARKS = {True: "✓", False: "✗", None: "?"}
+# "tabla del 8: 8, 16, 24" at the end of a sentence: a step that lists a divisor's multiples (`--word_division table`)
+TABLE_STEP_RE = re.compile(r"tabla del (\d+):\s*(\d+(?:,\s*\d+)*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class StepCheck:
     """One sentence of a prediction that contains '='.
 
-    kind: "equation" (some link has x), "arithmetic" (no link has x) or "unparsed" (no chain of two
-    parseable expressions, or an equation link in a problem without a question equation).
+    kind: "equation" (some link has x), "arithmetic" (no link has x), "table" (a sentence without '=' that ends in
+    ``tabla del d: m_1, ..., m_k``: valid iff m_i = i * d for every i) or "unparsed" (no chain of two parseable
+    expressions, or an equation link in a problem without a question equation).
     valid: all links hold (``None`` when unparsed). value: the value the step states (solution of its
     last equation link, else its last arithmetic value), ``None`` when it states no single value.
     """
@@ -143,8 +146,19 @@ def _check_step(sentence: str, chain: list[LinearForm], target: SolutionSet | No
     return StepCheck(sentence, "equation", valid, solution.value)
 
 
+def table_step(sentence: str) -> StepCheck | None:
+    """A sentence ending in ``tabla del d: m_1, ..., m_k`` as a "table" step (valid iff m_i = i * d); else None."""
+    match = TABLE_STEP_RE.search(sentence.strip())
+    if match is None:
+        return None
+    divisor, entries = int(match.group(1)), [int(entry) for entry in match.group(2).split(",")]
+    valid = all(entry == divisor * index for index, entry in enumerate(entries, start=1))
+    return StepCheck(sentence, "table", valid, None)
+
+
 def equation_steps(instruction: str, prediction: str) -> list[StepCheck]:
-    """Check every sentence of ``prediction`` that contains '=' against the instruction's equation.
+    """Check every sentence of ``prediction`` that contains '=' against the instruction's equation, and every
+    sentence that lists a divisor's table (`table_step`).
 
     In each sentence the chain is searched after the last ':' (when that part still holds an '=').
     """
@@ -153,6 +167,9 @@ def equation_steps(instruction: str, prediction: str) -> list[StepCheck]:
     steps = []
     for sentence in split_sentences(prediction):
         if "=" not in sentence:
+            table = table_step(sentence)
+            if table is not None:
+                steps.append(table)
             continue
         after_colon = sentence.rsplit(":", 1)[-1]
         chain = find_chain(after_colon if "=" in after_colon else sentence)

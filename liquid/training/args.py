@@ -56,6 +56,7 @@ DEFAULT_OPTIMIZER = "adamw"
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_GRAD_ACCUM_STEPS = 1
 DEFAULT_SEED = 0
+HOST_MALLOC_CHOICES = ("keep", "default")  # keep: 1.04-1.09x per CPU step (benchmarks/NOTES.md, session 18)
 DEFAULT_LOG_EVERY = 10
 DEFAULT_EVAL_EVERY = 750  # steps, for runs of a given length
 # With a time budget (and no --eval_every) the run validates every budget / DEFAULT_VALIDATIONS minutes: the same
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite_output_dir", action="store_true",
                      help="replace the run already in --output_dir (its checkpoints, best/ and logs are deleted)")
     run.add_argument("--device", default="auto", help="auto: cuda if available, else cpu")
+    run.add_argument("--host_malloc", choices=HOST_MALLOC_CHOICES, default="keep",
+                     help="keep: glibc keeps freed memory for the next step, no page faults for its temporaries "
+                          "(liquid/training/allocator.py; CPU runs); default: the C library's own behaviour")
     run.add_argument("--log_every", type=int, default=DEFAULT_LOG_EVERY)
     run.add_argument("--eval_every", type=int, default=None,
                      help=f"validate every N steps, 0: only at the end (default {DEFAULT_EVAL_EVERY}; with a time "

@@ -48,6 +48,7 @@ from liquid.modeling import LiquidFoundationModelOptimized
 from liquid.monitor import ActivationMonitor, describe_nonfinite, nonfinite_parameters
 from liquid.training import checkpoint as ckpt
 from liquid.training import plots
+from liquid.training.allocator import keep_freed_memory
 from liquid.training.args import (DEFAULT_ADAM_BETA2, DEFAULT_OPTIMIZER, DEFAULT_OVERSAMPLE, build_config,
                                   oversample_with_defaults, parse_oversample)
 from liquid.training.distributed import (
@@ -436,6 +437,8 @@ class Trainer:
         self.output_dir = Path(args.output_dir)
         resume = Path(args.resume) if args.resume else None
         self.precision = resolve_precision(args.precision, ctx.device)
+        if ctx.device.type == "cpu" and getattr(args, "host_malloc", "keep") == "keep":
+            keep_freed_memory()
         self.state = ckpt.load_trainer_state(resume) if resume else ckpt.TrainerState(run_id=ckpt.new_run_id())
         trained_with = (self.state.args or {}).get("optimizer", DEFAULT_OPTIMIZER)
         if resume is not None and trained_with != getattr(args, "optimizer", DEFAULT_OPTIMIZER):
