@@ -1,12 +1,12 @@
-"""Keep freed host memory inside the process (glibc malloc), so a training step's large temporaries cost no page faults.
+"""Keep freed host memory in the process (glibc malloc): a step's large temporaries are not page-faulted in again.
 
 A CPU training step allocates and frees the same few-MB tensors every step: the logits and their log-softmax
 (B*T, V), their gradients, the experts' (B*T, d_ff) activations. glibc serves blocks above its mmap threshold
 (128 KiB at start, raised dynamically up to 32 MiB) with fresh `mmap` pages and returns them, and trims the top of
 the heap past its trim threshold, so each step touches new pages and pays one page fault per 4 KiB. Under a
-hypervisor a fault costs microseconds: on the 2-core VMs of this project ~1,400-2,700 faults per step, and the ops
-that write fresh (768, 2000) tensors ran 10-20x slower inside a step than alone
-(benchmarks/NOTES.md, session 18). Three `mallopt` settings keep the memory in the heap instead:
+hypervisor a fault costs microseconds: on the 2-core VMs of this project ~1,800 faults per step
+(`benchmarks/bench_malloc.py`), and the ops that write fresh (768, 2000) tensors ran several times slower inside a
+step than alone (benchmarks/NOTES.md, session 18). Three `mallopt` settings keep the memory in the heap instead:
 
     M_MMAP_THRESHOLD = threshold      blocks below it come from the heap, never from their own mmap
     M_TRIM_THRESHOLD = 2 * threshold  free memory at the heap's top is kept up to this

@@ -56,7 +56,7 @@ DEFAULT_OPTIMIZER = "adamw"
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_GRAD_ACCUM_STEPS = 1
 DEFAULT_SEED = 0
-HOST_MALLOC_CHOICES = ("keep", "default")  # keep: 1.04-1.09x per CPU step (benchmarks/NOTES.md, session 18)
+HOST_MALLOC_CHOICES = ("keep", "default")  # keep: 1.04x per CPU step, 1,787 -> 2 page faults (benchmarks/bench_malloc.py, session 18)
 DEFAULT_LOG_EVERY = 10
 DEFAULT_EVAL_EVERY = 750  # steps, for runs of a given length
 # With a time budget (and no --eval_every) the run validates every budget / DEFAULT_VALIDATIONS minutes: the same
