@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from liquid.data.build import LONG_TEST_FILE, LONG_TEST_ROWS, build_splits, check_disjoint, write_long_test, write_splits
+from liquid.data.build import (LONG_TEST_FILE, LONG_TEST_ROWS, WORD_PROBLEM_POOL, build_splits, check_disjoint,
+                               write_long_test, write_splits)
 from liquid.data.facts import CAPITALS
 from liquid.data.loading import Example
 from liquid.data.long_text_tasks import MAX_SENTENCES, MIN_SENTENCES, long_text_examples
@@ -42,13 +43,14 @@ def test_other_seed_changes_data_but_not_sizes() -> None:
     a, b, a_again = build_splits(0, small), build_splits(1, small), build_splits(0, small)
     assert [r.to_json() for r in a["train"]] == [r.to_json() for r in a_again["train"]]
     assert [r.to_json() for r in a["train"]] != [r.to_json() for r in b["train"]]
-    assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()} == {"train": 120, "validation": 34,
+    # train: 40 equations, 5 x 20 word problems (the pool, WORD_PROBLEM_POOL), 30 qa, 30 sentiment
+    assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()} == {"train": 200, "validation": 34,
                                                                                       "test": 34}
 
 
 def test_sizes(rows: dict[str, list[dict]]) -> None:
     expected = {
-        "train": {("math", "equation"): 12000, ("math", "word_problem"): 6000, "qa": 9000, "sentiment": 9000},
+        "train": {("math", "equation"): 12000, ("math", "word_problem"): 30000, "qa": 9000, "sentiment": 9000},
         "validation": {"math": 334, "qa": 334, "sentiment": 334},
         "test": {"math": 500, "qa": 500, "sentiment": 500},
     }
@@ -57,7 +59,7 @@ def test_sizes(rows: dict[str, list[dict]]) -> None:
         by_subset = Counter((r["task"], r["subset"]) for r in rows[split])
         for key, count in wanted.items():
             assert (by_subset[key] if isinstance(key, tuple) else by_task[key]) == count, (split, key)
-    assert [len(rows[s]) for s in SPLITS] == [36000, 1002, 1500]
+    assert [len(rows[s]) for s in SPLITS] == [60000, 1002, 1500]
 
 
 def test_schema(rows: dict[str, list[dict]]) -> None:
@@ -218,7 +220,7 @@ def test_wide_grid_pool_of_train_word_problems() -> None:
     mixed = build_splits(0, small, train_word_problems=1500)
     wide = build_splits(0, small, train_word_numbers="wide", train_word_problems=1500)
     plain = build_splits(0, small, train_word_numbers="wide")
-    assert sum(r.subset == "word_problem" for r in plain["train"]) == 100  # a third of the math rows
+    assert sum(r.subset == "word_problem" for r in plain["train"]) == 500  # 5 x a third of the math rows (the pool)
     for split in ("validation", "test"):
         assert [r.to_json() for r in mixed[split]] == [r.to_json() for r in wide[split]]
     assert sorted(r.to_json() for r in mixed["train"] if r.subset != "word_problem") == \
@@ -240,6 +242,31 @@ def test_wide_grid_pool_of_train_word_problems() -> None:
     assert len({_word_key(r) for r in words}) > len({_word_key(r) for r in mixed_words})
     with pytest.raises(ValueError, match="train_word_problems"):
         build_splits(0, small, train_word_problems=-1)
+
+
+def test_word_problem_pool_holds_more_distinct_problems_and_keeps_the_held_out_splits() -> None:
+    """The default train split holds WORD_PROBLEM_POOL times the mix's word problems (main.py draws a fresh share of
+    them each epoch): that many rows, more distinct (kind, numbers) keys than the mix's share, none a held-out key,
+    every link true; validation, test and the other train rows are the same rows as with a pool of 1."""
+    small = {"train": {"math": 300, "qa": 12, "sentiment": 12},
+             "validation": {"math": 120, "qa": 12, "sentiment": 12},
+             "test": {"math": 120, "qa": 12, "sentiment": 12}}
+    share, pool = build_splits(0, small, word_problem_pool=1), build_splits(0, small)
+    assert WORD_PROBLEM_POOL == 5
+    words = [r for r in pool["train"] if r.subset == "word_problem"]
+    share_words = [r for r in share["train"] if r.subset == "word_problem"]
+    assert (len(share_words), len(words)) == (100, 500)
+    assert len({_word_key(r) for r in words}) > 2 * len({_word_key(r) for r in share_words})
+    held = {_word_key(r) for split in ("validation", "test") for r in pool[split] if r.subset == "word_problem"}
+    assert not held & {_word_key(r) for r in words}
+    for row in words:
+        _assert_math_steps(json.loads(row.to_json()))
+    for split in ("validation", "test"):
+        assert sorted(r.to_json() for r in share[split]) == sorted(r.to_json() for r in pool[split])
+    assert sorted(r.to_json() for r in share["train"] if r.subset != "word_problem") == \
+           sorted(r.to_json() for r in pool["train"] if r.subset != "word_problem")
+    with pytest.raises(ValueError, match="word_problem_pool"):
+        build_splits(0, small, word_problem_pool=0)
 
 
 def _changed_division_responses(division: str) -> tuple[dict, list]:

@@ -189,16 +189,25 @@ def test_no_repeats_keeps_the_plain_permutation():
 
 
 def test_the_default_mix_thins_sentiment_from_the_second_epoch_and_qa_from_the_third(tmp_path):
-    """No --oversample: every row once in epoch 0, sentiment at 0.5 from epoch 1, qa at 0.25 from epoch 2
-    (DEFAULT_OVERSAMPLE); a data set without qa rows skips that entry; naming a task keeps the user's value for it."""
+    """No --oversample: a fifth of the word problems (the shipped pool, drawn afresh) and every other row once in
+    epoch 0, sentiment at 0.5 from epoch 1, qa at 0.25 from epoch 2 (DEFAULT_OVERSAMPLE); a data set without word
+    problems or qa rows skips that entry; naming a task keeps the user's value for it."""
     rows = [{"instruction": f"i{n}", "response": f"r{n}", "task": task}
             for n, task in enumerate(["math", "sentiment", "qa", "math"])]
+    words = [{"instruction": "w", "response": "r", "task": "math", "subset": "word_problem"}]
+    with_words = tmp_path / "with_words.jsonl"
+    with_words.write_text("".join(json.dumps(row) + "\n" for row in rows + words), encoding="utf-8")
+    flags = [*TINY_FLAGS, "--train_file", str(with_words), "--output_dir", str(tmp_path / "run")]
+    ctx = trainer_module.init_distributed("cpu")
+    pooled = trainer_module.prepare_data(parse_args(flags), ctx, None)
+    assert pooled.repeats == [1.0, 1.0, 1.0, 1.0, 0.2]
+    assert pooled.later_repeats == {1: [1.0, 0.5, 1.0, 1.0, 0.2], 2: [1.0, 0.5, 0.25, 1.0, 0.2]}
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    flags = [*TINY_FLAGS, "--train_file", str(data), "--output_dir", str(tmp_path / "run")]
-    ctx = trainer_module.init_distributed("cpu")
+    flags[flags.index(str(with_words))] = str(data)
     plain = trainer_module.prepare_data(parse_args(flags), ctx, None)
-    assert plain.repeats is None and plain.later_repeats == {1: [1.0, 0.5, 1.0, 1.0], 2: [1.0, 0.5, 0.25, 1.0]}
+    assert (plain.repeats or [1.0] * 4) == [1.0] * 4  # the skipped word-problem entry: every row once
+    assert plain.later_repeats == {1: [1.0, 0.5, 1.0, 1.0], 2: [1.0, 0.5, 0.25, 1.0]}
     kept = trainer_module.prepare_data(parse_args([*flags, "--oversample", "qa=1", "--oversample", "math=2"]), ctx, None)
     assert kept.repeats == [2.0, 1.0, 1.0, 2.0] and kept.later_repeats == {1: [2.0, 0.5, 1.0, 2.0]}
     no_qa = tmp_path / "no_qa.jsonl"

@@ -43,6 +43,10 @@ TASK_SIZES: dict[str, dict[str, int]] = {  # rows per split and task
 LONG_TEST_ROWS = 200
 LONG_TEST_FILE = "test_long.jsonl"
 EQUATION_SHARE = 2 / 3  # of the math rows; the rest are word problems
+# The train split holds this many times the mix's word problems (30,000 for the shipped 6,000), and main.py's default
+# mix (`--oversample word_problem=0.2`, liquid/training/args.py) draws a fresh fifth of them each epoch: more distinct
+# (distance, hours) pairs and prices than one epoch can memorise (docs/experiments.md, session 20).
+WORD_PROBLEM_POOL = 5
 
 Generator = Callable[[random.Random, Mapping[str, int]], dict[str, list[Example]]]
 
@@ -70,18 +74,22 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
                  word_division: str = DEFAULT_WORD_DIVISION,
                  word_sums: str = DEFAULT_WORD_SUMS,
                  division_facts: int = 0,
-                 train_word_problems: int | None = None) -> dict[str, list[Example]]:
+                 train_word_problems: int | None = None,
+                 word_problem_pool: int = WORD_PROBLEM_POOL) -> dict[str, list[Example]]:
     """Generate every split (train with `long_train_rows` long texts of training sentences; sentiment responses
     in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
     `liquid.data.math_tasks.TRAIN_NUMBERS`; their divisions written in the `word_division` format of
     `liquid.data.math_tasks.WORD_DIVISIONS` and their multiplications' sums in the `word_sums` format of
     `liquid.data.math_tasks.WORD_SUMS`; plus `division_facts` rows of `division_fact_examples`; with
-    `train_word_problems` that many train word problems instead of the mix's share, a pool for `main.py --oversample
-    word_problem=K` with a fractional K to draw from afresh each epoch), verify
+    `word_problem_pool` times the mix's share of train word problems, or `train_word_problems` of them when given: a
+    pool for `main.py --oversample word_problem=K` with a fractional K to draw from afresh each epoch), verify
     disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
     the number grid and the drills only the train split: the same seed gives the same validation and test splits
     (the division and sum formats rewrite their word-problem responses, never an instruction or answer)."""
     math_parts = _math_parts(sizes)
+    if word_problem_pool < 1:
+        raise ValueError(f"word_problem_pool must be >= 1, got {word_problem_pool}")
+    math_parts["word_problem"]["train"] *= word_problem_pool
     if train_word_problems is not None:
         if train_word_problems < 0:
             raise ValueError(f"train_word_problems must be >= 0, got {train_word_problems}")
@@ -170,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train rows drilling the step of long division, 'Divide 68 entre 8 con resto.' -> "
                              "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
     parser.add_argument("--train_word_problems", type=int, default=None,
-                        help="train rows of word problems (default: the mix's 6,000); a larger pool for main.py's "
-                             "--oversample word_problem=K with a fractional K, which draws a fresh share each epoch")
+                        help="train rows of word problems (default: %d times the mix's 6,000, the pool from which "
+                             "main.py's default --oversample word_problem=0.2 draws a fresh fifth each epoch)"
+                             % WORD_PROBLEM_POOL)
     args = parser.parse_args(argv)
     if args.train_word_problems is not None and args.train_word_problems < 0:
         parser.error(f"--train_word_problems must be >= 0, got {args.train_word_problems}")
