@@ -47,8 +47,8 @@ DEFAULT_NUM_EPOCHS = 2
 # the second epoch and a fresh quarter of the qa rows from the third, and give the time to math (docs/experiments.md,
 # sessions 15-16: qa thinned from the second epoch came before the qa switch on a slow machine). `--oversample qa=1`
 # keeps a task's rows. The shipped train split holds five times the mix's word problems (liquid/data/build.py,
-# WORD_PROBLEM_POOL), and every epoch draws a fresh fifth of them (docs/experiments.md, session 20: test math 0.738 ->
-# 0.860 at 5,438 / 6,549 steps, speed problems 22 -> 13 wrong of 28; at equal steps see there).
+# WORD_PROBLEM_POOL), and every epoch draws a fresh fifth of them (docs/experiments.md, session 20: at equal steps on
+# seeds 0 / 1 test math 0.824 -> 0.860 and 0.880 -> 0.902, speed problems 17 -> 13 and 19 -> 13 of 28 wrong).
 DEFAULT_OVERSAMPLE: tuple[str, ...] = ("word_problem=0.2", "qa=0.25@2", "sentiment=0.5@1")
 UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only limit
 DEFAULT_WARMUP_STEPS = 100
