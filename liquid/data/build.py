@@ -179,8 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
     parser.add_argument("--train_word_problems", type=int, default=None,
                         help="train rows of word problems (default: %d times the mix's 6,000, the pool from which "
-                             "main.py's default --oversample word_problem=0.2 draws a fresh fifth each epoch)"
-                             % WORD_PROBLEM_POOL)
+                             "main.py's default --oversample word_problem=%g draws a fresh share each epoch)"
+                             % (WORD_PROBLEM_POOL, 1 / WORD_PROBLEM_POOL))
     args = parser.parse_args(argv)
     if args.train_word_problems is not None and args.train_word_problems < 0:
         parser.error(f"--train_word_problems must be >= 0, got {args.train_word_problems}")

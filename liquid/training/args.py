@@ -23,6 +23,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 
 from liquid.config import PRESETS, LiquidConfig
+from liquid.data.build import WORD_PROBLEM_POOL
 from liquid.data.tokenizer import DEFAULT_NUMBER_SPACE, NUMBER_SPACES
 from liquid.training.checkpoint import (
     LOG_FILE, CheckpointError, find_latest_checkpoint, is_checkpoint, looks_like_run_dir, read_manifest,
@@ -49,7 +50,7 @@ DEFAULT_NUM_EPOCHS = 2
 # keeps a task's rows. The shipped train split holds five times the mix's word problems (liquid/data/build.py,
 # WORD_PROBLEM_POOL), and every epoch draws a fresh fifth of them (docs/experiments.md, session 20: at equal steps on
 # seeds 0 / 1 test math 0.824 -> 0.860 and 0.880 -> 0.902, speed problems 17 -> 13 and 19 -> 13 of 28 wrong).
-DEFAULT_OVERSAMPLE: tuple[str, ...] = ("word_problem=0.2", "qa=0.25@2", "sentiment=0.5@1")
+DEFAULT_OVERSAMPLE: tuple[str, ...] = (f"word_problem={1 / WORD_PROBLEM_POOL:g}", "qa=0.25@2", "sentiment=0.5@1")
 UNLIMITED_EPOCHS = 10**6  # `--max_steps N` alone: the step count is the only limit
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.01
