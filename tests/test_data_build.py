@@ -13,10 +13,11 @@ import pytest
 
 from liquid.data.build import (LONG_TEST_FILE, LONG_TEST_ROWS, WORD_PROBLEM_POOL, build_splits, check_disjoint,
                                write_long_test, write_splits)
+from liquid.data.build import main as build_main
 from liquid.data.facts import CAPITALS
 from liquid.data.loading import Example
 from liquid.data.long_text_tasks import MAX_SENTENCES, MIN_SENTENCES, long_text_examples
-from liquid.data.math_tasks import division_fact_examples
+from liquid.data.math_tasks import A_RANGE, B_RANGE, EQUATION_FORMS, X_RANGE, division_fact_examples
 from liquid.data.sentiment_tasks import NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, SUBJECTS, inflect
 from liquid.metrics import score_row
 
@@ -267,6 +268,29 @@ def test_word_problem_pool_holds_more_distinct_problems_and_keeps_the_held_out_s
            sorted(r.to_json() for r in pool["train"] if r.subset != "word_problem")
     with pytest.raises(ValueError, match="word_problem_pool"):
         build_splits(0, small, word_problem_pool=0)
+
+
+def test_train_equations_all_takes_every_non_held_out_triple_and_keeps_the_held_out_splits() -> None:
+    """--train_equations all: train holds every (form, a, b, c) triple of the equation space that validation and test
+    do not, each once, every step true; the held-out splits and the other train rows are unchanged."""
+    small = {"train": {"math": 30, "qa": 6, "sentiment": 6},
+             "validation": {"math": 60, "qa": 6, "sentiment": 6},
+             "test": {"math": 90, "qa": 6, "sentiment": 6}}
+    share, every = build_splits(0, small), build_splits(0, small, train_equations="all")
+    space = len(EQUATION_FORMS) * len(A_RANGE) * len(B_RANGE) * len(X_RANGE)
+    held = {_triple(r.instruction) for split in ("validation", "test") for r in every[split] if r.subset == "equation"}
+    train = [_triple(r.instruction) for r in every["train"] if r.subset == "equation"]
+    assert len(held) == 100 and len(train) == len(set(train)) == space - len(held)
+    assert not held & set(train)
+    for row in random.Random(0).sample([r for r in every["train"] if r.subset == "equation"], 300):
+        _assert_math_steps(json.loads(row.to_json()))
+    for split in ("validation", "test"):
+        assert sorted(r.to_json() for r in share[split]) == sorted(r.to_json() for r in every[split])
+    assert sorted(r.to_json() for r in share["train"] if r.subset != "equation") == \
+           sorted(r.to_json() for r in every["train"] if r.subset != "equation")
+    assert len([r for r in build_splits(0, small, train_equations=7)["train"] if r.subset == "equation"]) == 7
+    with pytest.raises(ValueError, match="train_equations"):
+        build_splits(0, small, train_equations=-1)
 
 
 def _changed_division_responses(division: str) -> tuple[dict, list]:
@@ -538,3 +562,10 @@ def test_long_text_training_rows_use_training_sentences_only(rows: dict[str, lis
         assert not set(sentences) & (held_out | test_sentences), row.instruction[:80]
     with pytest.raises(ValueError, match="split must be one of"):
         long_text_examples(0, 4, split="dev")
+
+
+@pytest.mark.parametrize("value", ["some", "-3"])
+def test_build_cli_rejects_a_bad_train_equations_count(value: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        build_main(["--output_dir", "unused", "--train_equations", value])
+    assert "--train_equations" in capsys.readouterr().err

@@ -75,14 +75,16 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
                  word_sums: str = DEFAULT_WORD_SUMS,
                  division_facts: int = 0,
                  train_word_problems: int | None = None,
-                 word_problem_pool: int = WORD_PROBLEM_POOL) -> dict[str, list[Example]]:
+                 word_problem_pool: int = WORD_PROBLEM_POOL,
+                 train_equations: int | str | None = None) -> dict[str, list[Example]]:
     """Generate every split (train with `long_train_rows` long texts of training sentences; sentiment responses
     in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
     `liquid.data.math_tasks.TRAIN_NUMBERS`; their divisions written in the `word_division` format of
     `liquid.data.math_tasks.WORD_DIVISIONS` and their multiplications' sums in the `word_sums` format of
     `liquid.data.math_tasks.WORD_SUMS`; plus `division_facts` rows of `division_fact_examples`; with
     `word_problem_pool` times the mix's share of train word problems, or `train_word_problems` of them when given: a
-    pool for `main.py --oversample word_problem=K` with a fractional K to draw from afresh each epoch), verify
+    pool for `main.py --oversample word_problem=K` with a fractional K to draw from afresh each epoch; with
+    `train_equations` train equations, "all" for every non-held-out triple, None for the mix's share), verify
     disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
     the number grid and the drills only the train split: the same seed gives the same validation and test splits
     (the division and sum formats rewrite their word-problem responses, never an instruction or answer)."""
@@ -94,6 +96,12 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
         if train_word_problems < 0:
             raise ValueError(f"train_word_problems must be >= 0, got {train_word_problems}")
         math_parts["word_problem"]["train"] = train_word_problems
+    if train_equations == "all":
+        math_parts["equation"]["train"] = None
+    elif train_equations is not None:
+        if not isinstance(train_equations, int) or train_equations < 0:
+            raise ValueError(f"train_equations must be an int >= 0 or 'all', got {train_equations!r}")
+        math_parts["equation"]["train"] = train_equations
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
         ("equation", equation_examples, math_parts["equation"]),
         ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers, division=word_division,
@@ -148,6 +156,18 @@ def summarize(splits: Mapping[str, Sequence[Example]]) -> dict[str, Counter]:
     return {split: Counter((row.task, row.subset) for row in rows) for split, rows in splits.items()}
 
 
+def _count_or_all(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a row count or 'all', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="data", help="folder for the three JSONL files")
@@ -181,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train rows of word problems (default: %d times the mix's 6,000, the pool from which "
                              "main.py's default --oversample word_problem=%g draws a fresh share each epoch)"
                              % (WORD_PROBLEM_POOL, 1 / WORD_PROBLEM_POOL))
+    parser.add_argument("--train_equations", type=_count_or_all, default=None,
+                        help="train rows of equations, or 'all' for every (form, a, b, c) triple the held-out "
+                             "splits leave (22,964; default: the mix's 12,000)")
     args = parser.parse_args(argv)
     if args.train_word_problems is not None and args.train_word_problems < 0:
         parser.error(f"--train_word_problems must be >= 0, got {args.train_word_problems}")
@@ -192,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response,
                           train_word_numbers=args.train_word_numbers, word_division=args.word_division,
                           word_sums=args.word_sums, division_facts=args.division_facts,
-                          train_word_problems=args.train_word_problems)
+                          train_word_problems=args.train_word_problems, train_equations=args.train_equations)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)
     logger.info("wrote %s (%d long texts)", write_long_test(args.seed, args.output_dir), LONG_TEST_ROWS)

@@ -170,15 +170,18 @@ def _share(total: int, parts: int, index: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
-def equation_examples(rng: random.Random, counts: Mapping[str, int]) -> dict[str, list[Example]]:
-    """Partition every equation of every form, then sample each split from its own part."""
+def equation_examples(rng: random.Random, counts: Mapping[str, int | None]) -> dict[str, list[Example]]:
+    """Partition every equation of every form, then sample each split from its own part. A count of None takes
+    every equation the splits drawn before it left (for train: all 22,964 non-held-out (form, a, b, c) triples of
+    the shipped sizes); the held-out splits are drawn first, so they do not depend on the train count."""
     pools: dict[str, list[Equation]] = {split: [] for split in HELD_OUT_ORDER}
     for form in range(len(EQUATION_FORMS)):
         every = [Equation(form, a, b, x) for a in A_RANGE for b in B_RANGE for x in X_RANGE]
         rng.shuffle(every)
         start = 0
         for split in HELD_OUT_ORDER:
-            size = _share(counts[split], len(EQUATION_FORMS), form)
+            count = counts[split]
+            size = len(every) - start if count is None else _share(count, len(EQUATION_FORMS), form)
             if start + size > len(every):
                 raise ValueError(f"not enough '{EQUATION_FORMS[form].name}' equations for {split}")
             pools[split].extend(every[start:start + size])
