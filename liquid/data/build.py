@@ -160,12 +160,9 @@ def _count_or_all(text: str) -> int | str:
     if text == "all":
         return text
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a row count or 'all', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.train_word_problems is not None and args.train_word_problems < 0:
         parser.error(f"--train_word_problems must be >= 0, got {args.train_word_problems}")
+    if isinstance(args.train_equations, int) and args.train_equations < 0:
+        parser.error(f"--train_equations must be >= 0 or 'all', got {args.train_equations}")
     if args.division_facts < 0:
         parser.error(f"--division_facts must be >= 0, got {args.division_facts}")
     if args.long_train_rows < 0:
