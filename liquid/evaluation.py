@@ -30,7 +30,7 @@ class EvaluationError(ValueError):
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory itself, or a run directory: its `best/`, else its latest `checkpoint-*`."""
+    """A checkpoint directory itself, or a run directory: its latest `checkpoint-*` (the final weights), else `best/`."""
     path = Path(path)
     if not path.exists():
         raise EvaluationError(f"--model_path {path} does not exist")

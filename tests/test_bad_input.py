@@ -122,6 +122,8 @@ CASES = {
                                "--learning_rate must be > 0"),
     "zero source length": ("main", lambda t, m, k, p: _main(t, "--max_source_length", "0"),
                            "--max_source_length must be > 0"),
+    "zero mega batch mult": ("main", lambda t, m, k, p: _main(t, "--mega_batch_mult", "0"),
+                             "--mega_batch_mult must be > 0"),
     "negative max_steps": ("main", lambda t, m, k, p: _main(t, "--max_steps", "-5"), "--max_steps must be >= 0"),
     "oversample without a count": ("main", lambda t, m, k, p: _main(t, "--oversample", "math"),
                                    "--oversample expects TASK=K (or TASK=K@EPOCH)"),

@@ -99,13 +99,14 @@ def test_prune_keeps_the_newest_by_step_and_never_best(tmp_path):
     assert (tmp_path / "best").is_dir()
 
 
-def test_resolve_model_dir_prefers_the_directory_then_best_then_latest(tmp_path):
-    for name in ("checkpoint-3", "checkpoint-20"):
-        fake_checkpoint(tmp_path / name)
-    assert ckpt.resolve_model_dir(tmp_path) == tmp_path / "checkpoint-20"
+def test_resolve_model_dir_prefers_the_directory_then_the_latest_checkpoint_then_best(tmp_path):
     (tmp_path / "best").mkdir()
     (tmp_path / "best" / "config.json").write_text("{}")
-    assert ckpt.resolve_model_dir(tmp_path) == tmp_path / "best"
+    assert ckpt.resolve_model_dir(tmp_path) == tmp_path / "best"  # a run with only best/ left
+    for name in ("checkpoint-3", "checkpoint-20"):
+        fake_checkpoint(tmp_path / name)
+    assert ckpt.resolve_model_dir(tmp_path) == tmp_path / "checkpoint-20"  # the final weights, not best/
+    assert ckpt.resolve_model_dir(tmp_path / "best") == tmp_path / "best"
     assert ckpt.resolve_model_dir(tmp_path / "checkpoint-3") == tmp_path / "checkpoint-3"
     with pytest.raises(FileNotFoundError):
         ckpt.resolve_model_dir(tmp_path / "missing")

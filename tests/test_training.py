@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from liquid.training import trainer as trainer_module
-from liquid.training.args import DEFAULT_TIME_BUDGET_MINUTES, DEFAULT_VALIDATIONS, parse_args
+from liquid.training.args import DEFAULT_MEGA_BATCH_MULT, DEFAULT_TIME_BUDGET_MINUTES, DEFAULT_VALIDATIONS, parse_args
 from liquid.training.checkpoint import CheckpointError, load_trainer_state
 from liquid.training.trainer import NonFiniteLossError, build_optimizer, train
 
@@ -190,6 +190,25 @@ def test_validation_logs_loss_and_accuracy_and_keeps_the_best(tmp_path):
         logits = model(**batch).logits.double()
     reference = nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
     assert evals[best_step]["val_ce_loss"] == pytest.approx(reference.item(), abs=1e-4)
+
+
+def test_mega_batch_mult_flag_reaches_the_length_grouped_sampler(tmp_path, monkeypatch):
+    import liquid.data
+
+    seen = []
+    real = liquid.data.LengthGroupedBatchSampler
+
+    class Recording(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.mega_batch_mult)
+
+    monkeypatch.setattr(liquid.data, "LengthGroupedBatchSampler", Recording)
+    data = write_rows(tmp_path / "train.jsonl", 8, seed=8)
+    for name, extra in (("default", []), ("plain", ["--mega_batch_mult", "1"])):
+        run([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_steps", "1", "--save_every", "0",
+             "--output_dir", str(tmp_path / name), *extra])
+    assert seen == [DEFAULT_MEGA_BATCH_MULT, 1]
 
 
 def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):

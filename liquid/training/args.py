@@ -73,6 +73,10 @@ DEFAULT_MAX_BAD_STEPS = 5
 DEFAULT_MAX_SOURCE_LENGTH = 128
 DEFAULT_MAX_TARGET_LENGTH = 160  # the longest place-value word-problem answer is 148 tokens
 DEFAULT_VOCAB_SIZE = 2000
+# Batches of similar length: each epoch's shuffled rows are cut into mega-batches of batch_size * this many rows and
+# sorted by length inside each (liquid/data/batching.py). Larger: less padding but batches of one task and one
+# template (the lengths sort by task); smaller: mixed batches, more padding (docs/experiments.md, session 23).
+DEFAULT_MEGA_BATCH_MULT = 50
 DEFAULT_CHECKPOINT_ROOT = "checkpoints"
 RUN_NAME_TIME_FORMAT = "%Y%m%d-%H%M%S"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -157,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="tokenizer vocabulary")
     data.add_argument("--number_space", choices=NUMBER_SPACES, default=DEFAULT_NUMBER_SPACE,
                       help="tokenizer: the space before a number on its first digit (attached) or a token of its own")
+    data.add_argument("--mega_batch_mult", type=int, default=DEFAULT_MEGA_BATCH_MULT,
+                      help="length grouping: sort rows by length within chunks of batch_size x this many rows "
+                           "(1: no grouping, a plain shuffle)")
     data.add_argument("--num_workers", type=int, default=0)
     data.add_argument("--oversample", action="append", default=None, metavar="TASK=K[@EPOCH]",
                       help="each training row whose `task` (or else `subset`) is TASK appears K times per epoch; "
@@ -197,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Flags that must be > 0 and flags that must be >= 0.
 POSITIVE_FLAGS = ("batch_size", "learning_rate", "num_epochs", "grad_accum_steps", "max_grad_norm",
                   "log_every", "eval_samples", "monitor_every", "keep_last", "max_bad_steps",
-                  "max_source_length", "max_target_length", "vocab_size", "max_time_minutes", "muon_ns_steps")
+                  "max_source_length", "max_target_length", "vocab_size", "max_time_minutes", "muon_ns_steps",
+                  "mega_batch_mult")
 NON_NEGATIVE_FLAGS = ("max_steps", "warmup_steps", "weight_decay", "eval_every", "eval_every_minutes", "save_every",
                       "num_workers")
 

@@ -251,16 +251,20 @@ def find_latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A directory holding a saved model: `path` itself, else its ``best/``, else its latest checkpoint."""
+    """A directory holding a saved model: `path` itself, else its latest valid checkpoint, else its ``best/``.
+
+    A run directory stands for its final weights, where the learning-rate schedule ends (a finished run's last
+    checkpoint): ``best/`` is picked on the in-run validation sample, 200 rows by default, and at this recipe's
+    noise that pick was an earlier, weaker model (docs/experiments.md, session 24). ``<run>/best`` still loads it."""
     path = Path(path)
     if (path / MODEL_CONFIG_FILE).is_file():
         return path
+    latest = find_latest_checkpoint(path)
+    if latest is not None:
+        return latest
     if (path / BEST_DIR / MODEL_CONFIG_FILE).is_file():
         return path / BEST_DIR
-    latest = find_latest_checkpoint(path)
-    if latest is None:
-        raise FileNotFoundError(f"{path}: no model there (no config.json, best/ or checkpoint-*)")
-    return latest
+    raise FileNotFoundError(f"{path}: no model there (no config.json, checkpoint-* or best/)")
 
 
 # --- writing ------------------------------------------------------------------------------------------

@@ -559,7 +559,7 @@ class Trainer:
 
         global_batch = self.args.batch_size * self.ctx.world_size
         global_sampler = LengthGroupedBatchSampler(batch_sort_keys(self.data.train), global_batch, shuffle=True,
-                                                   seed=self.args.seed,
+                                                   seed=self.args.seed, mega_batch_mult=self.args.mega_batch_mult,
                                                    drop_last=self.ctx.is_distributed, repeats=self.data.repeats,
                                                    later_repeats=self.data.later_repeats)
         sampler = RankSliceBatchSampler(global_sampler, self.ctx.rank, self.ctx.world_size)
