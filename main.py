@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif result.stop_reason != "completed":
         print(f"stopped early ({result.stop_reason}) at step {result.step}; to continue:")
         print(f"  {_resume_command(argv, str(result.last_checkpoint))}")
-    print("next:")
+    print("next (scores the last checkpoint, the final weights; add /best for the validation pick):")
     print(f"  python evaluate.py --model_path {shlex.quote(str(result.output_dir))}")
     return EXIT_OK
 
