@@ -179,9 +179,12 @@ DIVISION_SIZES = {"train": {"math": 600, "qa": 12, "sentiment": 12},
 
 def _word_key(row: Example) -> tuple:
     """What a word problem is about, phrasing aside: the percentage it asks for, if any, its response's first
-    clause and the first expression it computes (``760 / 8``: the numbers in the generator's order)."""
+    clause and the first expression it computes (``760 / 8``: the numbers in the generator's order; for a division
+    whose rest comes first, ``760 - 720 = ... = 40. 760 / 8 = ...``, the division, since the subtraction drops d)."""
     clause, rest = row.response.split(": ", 1)
-    return tuple(re.findall(r"(\d+)%", row.instruction)), clause, rest.split(" =", 1)[0]
+    division = re.match(r"\d+ - \d+ = [^.]*\. (\d+ / \d+) =", rest)
+    first = division.group(1) if division else rest.split(" =", 1)[0]
+    return tuple(re.findall(r"(\d+)%", row.instruction)), clause, first
 
 
 @pytest.mark.parametrize("grid", ["dense", "mixed", "wide"])

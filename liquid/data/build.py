@@ -185,8 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "40 = 8 * 5. 680 / 8 = 85; multiples for two-digit divisors), or always two parts for a "
                              "quotient of 10 or more (tens: 320 / 8 = (320 + 0) / 8 = 40 + 0 = 40), one per quotient "
                              "digit (digits: 440 / 4 = (400 + 40 + 0) / 4 = 100 + 10 + 0 = 110), or the rest first as "
-                             "a subtraction (rest: 760 - 720 = ... = 40. 760 / 8 = (720 + 40) / 8 = 90 + 5 = 95); "
-                             "all splits change")
+                             "a subtraction (rest, the default: 760 - 720 = ... = 40. 760 / 8 = (720 + 40) / 8 = 90 + 5 = "
+                             "95); all splits change")
     parser.add_argument("--word_sums", choices=tuple(WORD_SUMS), default=DEFAULT_WORD_SUMS,
                         help="how word problems add the products of a multiplication: one place value of each "
                              "later term per link (place: 560 + 40 = 600) or the hundreds kept apart while the tens "

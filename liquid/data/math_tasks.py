@@ -309,10 +309,10 @@ Divide = Callable[[int, int], str]
 WORD_DIVISIONS: dict[str, Divide] = {"place": place_division, "long": long_division, "tens": tens_division,
                                      "digits": digits_division, "rest": rest_division,
                                      "table": table_division}
-# long: test math 0.882 vs 0.916 on seed 0 (session 12); tens and digits: the same-day default's score; rest: word
-# problems 0.820 vs the same-day default's 0.766 on seed 0, below the default on seed 1 (docs/experiments.md,
-# session 13); table: speed problems 21 of 28 wrong against the default's 18 on seed 1 (session 18)
-DEFAULT_WORD_DIVISION = "place"
+# long: test math 0.882 vs 0.916 on seed 0 (session 12); tens and digits: the same-day default's score; table: speed
+# problems 21 of 28 wrong against the default's 18 on seed 1 (session 18); rest: word problems 0.820 vs the same-day
+# default's 0.766 on seed 0 (session 13), and the default since session 25 (docs/experiments.md, session 25)
+DEFAULT_WORD_DIVISION = "rest"
 
 
 def place_multiply(a: int, b: int) -> str:
