@@ -221,6 +221,46 @@ def test_time_budget_stops_cleanly_with_a_checkpoint(tmp_path):
     assert load_trainer_state(out / "checkpoint-1").step == 1
 
 
+@pytest.mark.parametrize("setup_minutes, steps", [(9.0, 1), (None, 4)])
+def test_time_budget_counts_the_setup_before_fit(tmp_path, setup_minutes, steps):
+    """main.py's clock at process start (`args.started_at`): the time before fit() is part of the budget, so a run
+    whose setup already took 9 of its 5 minutes stops after one step with the learning rate at its floor; without
+    `started_at` (the library's train()) only fit() counts and the run takes its 4 steps."""
+    data = write_rows(tmp_path / "train.jsonl", 6, seed=6)
+    args = parse_args([*TINY_FLAGS, "--train_file", str(data), "--batch_size", "2", "--max_steps", "4",
+                       "--max_time_minutes", "5", "--save_every", "0", "--output_dir", str(tmp_path / "run")])
+    if setup_minutes is not None:
+        args.started_at = trainer_module.time.monotonic() - setup_minutes * 60
+    result = train(args)
+    assert result.step == steps
+    state = load_trainer_state(result.last_checkpoint)
+    if setup_minutes is not None:
+        assert result.stop_reason == "time_limit"
+        assert state.elapsed_seconds >= setup_minutes * 60
+    else:
+        assert state.elapsed_seconds < 60
+
+
+def test_main_passes_its_start_clock_to_train(tmp_path, monkeypatch):
+    """`python main.py` hands the clock read at its import (before torch) to train() as `args.started_at`."""
+    import main as main_module
+
+    seen = {}
+
+    class Done(Exception):
+        pass
+
+    def fake_train(args):
+        seen["started_at"] = args.started_at
+        raise Done
+
+    monkeypatch.setattr(trainer_module, "train", fake_train)
+    with pytest.raises(Done):
+        main_module.main(["--preset", "tiny", "--max_steps", "1", "--output_dir", str(tmp_path / "run")])
+    assert seen["started_at"] == main_module.STARTED_AT
+    assert seen["started_at"] <= trainer_module.time.monotonic()
+
+
 def test_time_budget_schedule_reaches_its_floor_at_the_budget(tmp_path, monkeypatch):
     """progress = max(step share, elapsed / budget): the cosine is half-way at half the budget, 0 at the end,
     and elapsed time carries over a resume (state.elapsed_seconds)."""
