@@ -36,7 +36,7 @@ SHAPES = [(15, 8), (12, 17), (14, 25), (17, 27), (19, 29), (21, 41), (23, 53), (
 
 def build(overrides: dict) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    model = LiquidFoundationModelOptimized(LiquidConfig.from_preset("small", vocab_size=2000, **overrides))
+    model = LiquidFoundationModelOptimized(LiquidConfig.from_preset("small", **{"vocab_size": 2000, **overrides}))
     model.train()
     return model, build_optimizer(model, 3.5e-4, 0.01)
 

@@ -3,6 +3,7 @@
     python benchmarks/bench_variants.py --variant "d96:d_model=96,d_ff=192,qk_init_std=0.10206" \
         --variant "qk_norm:qk_norm=true"
     python benchmarks/bench_variants.py --variant "dec4:decoder_layers=4" --rounds 8 --shape 16 22 80
+    python benchmarks/bench_variants.py --variant "v1000:vocab_size=1000"      # ids folded into the smaller vocabulary
 
 At a fixed wall-clock budget a variant's step time decides how many optimizer steps it gets, so a
 recipe comparison needs it next to the accuracy. A step is forward + backward + clipping + fused AdamW on one
@@ -25,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the repo
 
 from benchmarks.bench_compile import build, one_pass  # noqa: E402
-from benchmarks.bench_step import make_batch  # noqa: E402
+from benchmarks.bench_step import FIRST_REAL_TOKEN, make_batch  # noqa: E402
 from liquid.training.args import ArgsError, parse_overrides  # noqa: E402
 
 WARMUP_STEPS = 3
@@ -37,6 +38,16 @@ def parse_variant(text: str) -> tuple[str, dict]:
     if not sep or not name:
         raise ArgsError(f"--variant must be NAME:KEY=VALUE[,KEY=VALUE...], got {text!r}")
     return name, parse_overrides([item for item in spec.split(",") if item])
+
+
+def fit_vocab(batch: dict[str, torch.Tensor], vocab_size: int) -> dict[str, torch.Tensor]:
+    """The batch with its real token ids folded into a smaller vocabulary (a `vocab_size=` variant); padding (0)
+    and ignored labels (-100) stay as they are, so every model sees the same shape and the same padding."""
+    def fold(ids: torch.Tensor) -> torch.Tensor:
+        real = ids >= FIRST_REAL_TOKEN
+        return torch.where(real, FIRST_REAL_TOKEN + (ids - FIRST_REAL_TOKEN) % (vocab_size - FIRST_REAL_TOKEN), ids)
+
+    return {**batch, "input_ids": fold(batch["input_ids"]), "labels": fold(batch["labels"])}
 
 
 def main() -> None:
@@ -55,17 +66,18 @@ def main() -> None:
     models = {}
     for name, overrides in variants:
         model, optimizer = build(overrides)
-        one_pass(model, optimizer, [batch] * WARMUP_STEPS)
-        models[name] = (model, optimizer, [])
+        own = fit_vocab(batch, model.config.vocab_size)
+        one_pass(model, optimizer, [own] * WARMUP_STEPS)
+        models[name] = (model, optimizer, own, [])
     for _ in range(args.rounds):
-        for model, optimizer, times in models.values():
-            times.extend(one_pass(model, optimizer, [batch]) for _ in range(args.steps))
-    base = statistics.median(models["default"][2])
+        for model, optimizer, own, times in models.values():
+            times.extend(one_pass(model, optimizer, [own]) for _ in range(args.steps))
+    base = statistics.median(models["default"][3])
     print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; shape (batch, source, "
           f"target) = {tuple(args.shape)}; median of {args.rounds * args.steps} steps each\n")
     print("| variant | parameters | step (ms) | ratio to default |")
     print("|---|---|---|---|")
-    for name, (model, _, times) in models.items():
+    for name, (model, _, _, times) in models.items():
         step = statistics.median(times)
         print(f"| {name} | {sum(p.numel() for p in model.parameters()):,} | {step * 1000:.0f} | {step / base:.2f} |")
 

@@ -326,8 +326,8 @@ def clear_previous_run(output_dir: Path) -> list[str]:
 
 def _columns(dataset, *names: str) -> list[list[Any]]:
     """Whole columns of a `datasets.Dataset` as Python lists, in one Arrow conversion. (`dataset[name]` is a lazy
-    column whose iteration decodes row by row: 1.6 s per pass over the shipped 60,000 rows on a 2-core CPU, against
-    0.01 s here, and the setup is part of the time budget.)"""
+    column whose iteration decodes row by row: seconds per pass over the shipped 60,000 rows on a 2-core CPU, and the
+    setup is part of the time budget.)"""
     if not names:
         return []
     table = dataset.select_columns(list(names)).to_dict()
