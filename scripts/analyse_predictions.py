@@ -12,6 +12,9 @@
   from the instruction wrongly; the other wrong equations went wrong later, in the arithmetic.
 * Samples (`--samples`): the README's table of example outputs, rows drawn with `random.Random(7)` among the
   right and the wrong answers of each task (`SAMPLE_PLAN`), printed as markdown rows.
+* Multiples of the coefficient: of the wrong equations that undo b first and end their first step on a wrong
+  result R, how many R are multiples of the coefficient a (the right R always is: it is a * x), against the share
+  expected if each wrong R were any integer within 20 of the right one (`coefficient_multiples`).
 * Word problems by kind: wrong / rows per kind of word problem (change, total, percent, speed, distance, time),
   the kind read from the reference's first clause (`WORD_PROBLEM_KINDS`).
 * First wrong link: for every wrong math answer, the link where the prediction first leaves its reference, as
@@ -46,6 +49,33 @@ def copy_error_counts(rows: list[dict]) -> dict[str, int]:
     copy = [r for r in wrong if first_step(r["prediction"]) != first_step(r["response"])]
     return {"equations": len(equations), "wrong": len(wrong), "copy_errors": len(copy),
             "later_errors": len(wrong) - len(copy)}
+
+
+FIRST_RESULT_RE = re.compile(r"^(?:Restamos|Sumamos) \d+ en ambos lados: [^.]*= (-?\d+)\. ")
+COEFFICIENT_RE = re.compile(r"Dividimos ambos lados entre (-?\d+)")
+CHANCE_WINDOW = 20  # a wrong result "by chance": any integer within this distance of the right one
+
+
+def coefficient_multiples(rows: list[dict]) -> tuple[int, int, float]:
+    """Wrong equations that undo b first and whose first step (``Restamos 4 en ambos lados: ... = R.``) ends on a
+    wrong R: (how many, how many of those R are multiples of the coefficient a, how many would be if each wrong R
+    were any integer within `CHANCE_WINDOW` of the right one). The right R is always a multiple of a (it is a * x);
+    a model that writes a * (a guessed x) instead of computing R shows far more multiples than chance."""
+    wrong = multiples = 0
+    chance = 0.0
+    for row in rows:
+        if row.get("subset") != "equation" or row["accuracy"] >= 1:
+            continue
+        predicted, reference = FIRST_RESULT_RE.match(row["prediction"]), FIRST_RESULT_RE.match(row["response"])
+        coefficient = COEFFICIENT_RE.search(row["response"])
+        if not (predicted and reference and coefficient) or predicted.group(1) == reference.group(1):
+            continue
+        a, right = abs(int(coefficient.group(1))), int(reference.group(1))
+        wrong += 1
+        multiples += int(predicted.group(1)) % a == 0
+        nearby = [right + offset for offset in range(-CHANCE_WINDOW, CHANCE_WINDOW + 1) if offset]
+        chance += sum(value % a == 0 for value in nearby) / len(nearby)
+    return wrong, multiples, chance
 
 
 def link_template(expression: str) -> str:
@@ -163,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     counts = copy_error_counts(rows)
     print(f"equations {counts['equations']}, wrong {counts['wrong']}: copy error in the first step "
           f"{counts['copy_errors']}, wrong later {counts['later_errors']}")
+    wrong, multiples, chance = coefficient_multiples(rows)
+    if wrong:
+        print(f"wrong results of the first step (undo b): {wrong}, multiples of the coefficient a: {multiples} "
+              f"({multiples / wrong:.2f}; by chance about {chance / wrong:.2f})")
     kinds = word_problem_errors(rows)
     if kinds:
         print("word problems wrong / rows by kind: "

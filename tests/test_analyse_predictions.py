@@ -30,6 +30,24 @@ def test_copy_errors_are_wrong_first_steps_and_the_rest_are_later_errors():
     assert ap.copy_error_counts(rows) == {"equations": 4, "wrong": 3, "copy_errors": 2, "later_errors": 1}
 
 
+def test_coefficient_multiples_counts_wrong_first_results_that_a_divides():
+    """Only wrong equations whose first step ends on a wrong R count; R = 42 (a multiple of 6) and 37 (not), in
+    both the written and the omitted ``ax =`` form; right answers, right first steps and other subsets are skipped."""
+    right = "Restamos 15 en ambos lados: -6x = 51 - 15 = 36. Dividimos ambos lados entre -6: x = 36 / (-6) = -6."
+    omitted = right.replace("-6x = ", "")
+    rows = [
+        _row(right, right, accuracy=1.0),                                            # right
+        _row(right.replace("= 36. ", "= 42. "), right),                              # multiple of 6
+        _row(omitted.replace("= 36. ", "= 37. "), omitted),                          # not a multiple
+        _row(right.replace("x = 36 / (-6) = -6", "x = 36 / (-6) = -5"), right),      # first step right
+        _row(right.replace("= 36. ", "= 42. "), right, subset="word_problem"),       # not an equation
+    ]
+    wrong, multiples, chance = ap.coefficient_multiples(rows)
+    assert (wrong, multiples) == (2, 1)
+    # within 20 of 36, excluding 36 itself: 6 of the 40 integers are multiples of 6 (18..30 and 42..54 -> 3 + 3)
+    assert abs(chance - 2 * 6 / 40) < 1e-9
+
+
 def test_the_sample_is_the_one_the_ablation_scores():
     data = ROOT / "data" / "test.jsonl"
     rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]

@@ -302,24 +302,32 @@ def _changed_division_responses(division: str) -> tuple[dict, list]:
     return _changed_word_responses(" / ", word_division=division)
 
 
+def _response_changes(base: dict, **option) -> tuple[dict, list[tuple[Example, Example]]]:
+    """Build DIVISION_SIZES with the `base` formats and with `option` (`build_splits` keywords) changed: check that
+    every row keeps its instruction, answer, concepts and subset; return the splits built with `option` and the
+    (before, after) pairs whose response changed (more than 20)."""
+    before_splits, after_splits = build_splits(0, DIVISION_SIZES, **base), build_splits(0, DIVISION_SIZES,
+                                                                                          **{**base, **option})
+    changed = []
+    for split in SPLITS:
+        for before, after in zip(before_splits[split], after_splits[split], strict=True):
+            assert (before.instruction, before.answer, before.concepts, before.subset) == \
+                   (after.instruction, after.answer, after.concepts, after.subset)
+            if before.response != after.response:
+                changed.append((before, after))
+    assert len(changed) > 20
+    return after_splits, changed
+
+
 def _changed_word_responses(operation: str, **option: str) -> tuple[dict, list]:
     """Build DIVISION_SIZES with the place formats and with `option` (a `build_splits` keyword) changed: check that
     only responses differ, and only for word problems with `operation`, each link true; return the splits built
     with `option` and the changed rows."""
-    formats = {"word_division": "place", "word_sums": "place"}
-    place = build_splits(0, DIVISION_SIZES, **formats)
-    other = build_splits(0, DIVISION_SIZES, **{**formats, **option})
-    changed = []
-    for split in SPLITS:
-        for before, after in zip(place[split], other[split], strict=True):
-            assert (before.instruction, before.answer, before.concepts, before.subset) == \
-                   (after.instruction, after.answer, after.concepts, after.subset)
-            if before.response != after.response:
-                assert after.subset == "word_problem" and operation in before.response, after.response
-                _assert_math_steps(json.loads(after.to_json()))
-                changed.append(after)
-    assert len(changed) > 20
-    return other, changed
+    other, pairs = _response_changes({"word_division": "place", "word_sums": "place"}, **option)
+    for before, after in pairs:
+        assert after.subset == "word_problem" and operation in before.response, after.response
+        _assert_math_steps(json.loads(after.to_json()))
+    return other, [after for _, after in pairs]
 
 
 def test_word_division_formats_change_division_responses_only() -> None:
@@ -362,6 +370,105 @@ def test_table_divisions_write_the_divisor_table_before_two_digit_quotients() ->
         assert score_row(row["response"], row)["coherence"] == 1.0, row["response"]
     kinds = {row.response.split(":", 1)[0] for row in changed}
     assert {"La velocidad es la distancia dividida entre el tiempo", "El 25% es la cuarta parte"} <= kinds, kinds
+
+
+def _assert_true_and_fully_scored(example: Example) -> None:
+    """Every link of a math example true, and the metric scores its reference accuracy 1 and coherence 1."""
+    row = json.loads(example.to_json())
+    _assert_math_steps(row)
+    scores = score_row(row["response"], row)
+    assert scores["accuracy"] == 1.0 and scores["coherence"] == 1.0, row["response"]
+
+
+def test_equation_rest_division_changes_only_equations_with_a_two_digit_quotient() -> None:
+    """--equation_division rest: the same rows (instruction, answer, concepts, key) in every split, so the splits stay
+    disjoint; a changed response is an equation whose division of |n| by a one-digit |d| has a quotient of 10-99,
+    now preceded by ``|n| - T = ... = R.`` and written ``(T + R) / |d|``; every link true, and the metric scores the
+    reference accuracy 1 and coherence 1."""
+    for _, after in _response_changes({}, equation_division="rest")[1]:
+        assert after.subset == "equation", after.response
+        step = re.search(r"Dividimos ambos lados entre (-?\d+): (\d+) - (\d+) = (?:[^.]* = )?(\d+)\. x", after.response)
+        assert step, after.response
+        d, n, tens, remainder = (abs(int(value)) for value in step.groups())
+        assert 2 <= d <= 9 and 10 * d <= n < 100 * d and tens == 10 * d * (n // (10 * d)), after.response
+        assert remainder == n - tens and f"({tens} + {remainder}) / {d}" in after.response, after.response
+        _assert_true_and_fully_scored(after)
+    with pytest.raises(ValueError, match="unknown equation division"):
+        build_splits(0, DIVISION_SIZES, equation_division="long")
+
+
+def test_equation_rest_division_writes_every_equation_truly() -> None:
+    """A tenth of the equation space, and every largest quotient of the divide-first forms, in the rest format:
+    each link true, the reference scores coherence 1, and exactly the divisions of |n| by a one-digit |d| with a
+    quotient of 10-99 changed."""
+    from liquid.data.math_tasks import Equation
+
+    rng = random.Random(0)
+    checked = 0
+    for form in range(len(EQUATION_FORMS)):
+        for a in A_RANGE:
+            for b in B_RANGE:
+                for x in X_RANGE:
+                    if rng.random() > 0.1 and not (form in (2, 3) and b == 20):
+                        continue
+                    equation = Equation(form, a, b, x)
+                    place = equation.example(random.Random(0), "place").response
+                    row = json.loads(equation.example(random.Random(0), "rest").to_json())
+                    _assert_math_steps(row)
+                    assert score_row(row["response"], row)["coherence"] == 1.0, row["response"]
+                    division = re.search(r"Dividimos ambos lados entre -?\d+: [^=]*= (-?\d+) / \(?(-?\d+)\)?", place)
+                    n, d = (abs(int(value)) for value in division.groups())
+                    assert (place != row["response"]) == (2 <= d <= 9 and 10 * d <= n < 100 * d), row["response"]
+                    checked += 1
+    assert checked > 2000
+
+
+def test_equation_lhs_omit_drops_only_the_coefficient_before_the_first_step() -> None:
+    """--equation_lhs omit: the same rows in every split; the changed responses are exactly the equations that undo
+    b first, whose first step is now the arithmetic alone (``Restamos 17 en ambos lados: 13 - 17 = ...``), the rest
+    unchanged; every link true, and the metric scores the reference accuracy 1 and coherence 1."""
+    first_side = re.compile(r"(?:Restamos|Sumamos) \d+ en ambos lados: (-?\d+x = )")
+    changed = _response_changes({}, equation_lhs="omit")[1]
+    written = build_splits(0, DIVISION_SIZES)
+    assert len(changed) == sum(bool(first_side.match(r.response)) for split in SPLITS for r in written[split])
+    for before, after in changed:
+        coefficient = first_side.match(before.response)
+        assert coefficient and after.response == before.response.replace(coefficient.group(1), "", 1)
+        _assert_true_and_fully_scored(after)
+    with pytest.raises(ValueError, match="unknown equation lhs"):
+        build_splits(0, DIVISION_SIZES, equation_lhs="both")
+
+
+def test_fraction_equations_are_true_train_only_and_break_the_multiple_of_a() -> None:
+    """--fraction_equations N: N train rows (subset fraction_equation) of the forms that undo b first, whose first
+    result R is not a multiple of a; every link true, the answer p/q in lowest terms solves the instruction's
+    equation, the reference scores accuracy 1 and coherence 1; validation and test are unchanged."""
+    base = build_splits(0, DIVISION_SIZES)
+    mixed = build_splits(0, DIVISION_SIZES, fraction_equations=300)
+    for split in ("validation", "test"):
+        assert [r.to_json() for r in mixed[split]] == [r.to_json() for r in base[split]]
+    fractions = [r for r in mixed["train"] if r.subset == "fraction_equation"]
+    assert len(fractions) == 300 and len(mixed["train"]) == len(base["train"]) + 300
+    assert sum("/" in r.answer for r in fractions) == 300  # never an integer
+    for example in fractions:
+        row = json.loads(example.to_json())
+        first, division, solution = row["response"].removesuffix(".").split(". ")
+        links = [part.strip() for part in first.split(": ", 1)[1].split("=")[1:]]
+        assert len({_evaluate(link) for link in links}) == 1, row["response"]
+        result = _evaluate(links[-1])
+        coefficient = int(re.match(r"Dividimos ambos lados entre (-?\d+): x = ", division).group(1))
+        assert result.denominator == 1 and result % coefficient != 0, row["response"]
+        quotients = [_evaluate(link) for link in division.split(": x = ", 1)[1].split(" = ")]
+        answer = Fraction(row["answer"])
+        assert set(quotients) == {answer} and answer == result / coefficient, row["response"]
+        assert answer.denominator > 1 and row["answer"] == f"{answer.numerator}/{answer.denominator}"
+        assert solution == f"La solución es x = {row['answer']}"
+        left, right = _equation(row["instruction"])
+        assert _evaluate(left, answer) == right, row["instruction"]
+        scores = score_row(row["response"], row)
+        assert scores["accuracy"] == 1.0 and scores["coherence"] == 1.0, row["response"]
+    with pytest.raises(ValueError, match="fraction_equations"):
+        build_splits(0, DIVISION_SIZES, fraction_equations=-1)
 
 
 def test_column_sums_change_only_multiplications_with_hundreds() -> None:

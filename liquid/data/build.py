@@ -24,9 +24,10 @@ from typing import Callable, Mapping, Sequence
 
 from liquid.data.loading import SPLIT_NAMES, Example
 from liquid.data.long_text_tasks import long_text_examples
-from liquid.data.math_tasks import (DEFAULT_TRAIN_NUMBERS, DEFAULT_WORD_DIVISION, DEFAULT_WORD_SUMS, TRAIN_NUMBERS,
-                                    WORD_DIVISIONS, WORD_SUMS, division_fact_examples, equation_examples,
-                                    word_problem_examples)
+from liquid.data.math_tasks import (DEFAULT_EQUATION_DIVISION, DEFAULT_EQUATION_LHS, DEFAULT_TRAIN_NUMBERS,
+                                    DEFAULT_WORD_DIVISION, DEFAULT_WORD_SUMS, EQUATION_DIVISIONS, EQUATION_LHS,
+                                    TRAIN_NUMBERS, WORD_DIVISIONS, WORD_SUMS, division_fact_examples,
+                                    equation_examples, fraction_equation_examples, word_problem_examples)
 from liquid.data.qa_tasks import qa_examples
 from liquid.data.sentiment_tasks import DEFAULT_RESPONSE_FORMAT as DEFAULT_SENTIMENT_RESPONSE
 from liquid.data.sentiment_tasks import RESPONSE_FORMATS as SENTIMENT_RESPONSES
@@ -73,7 +74,10 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
                  train_word_numbers: str = DEFAULT_TRAIN_NUMBERS,
                  word_division: str = DEFAULT_WORD_DIVISION,
                  word_sums: str = DEFAULT_WORD_SUMS,
+                 equation_division: str = DEFAULT_EQUATION_DIVISION,
+                 equation_lhs: str = DEFAULT_EQUATION_LHS,
                  division_facts: int = 0,
+                 fraction_equations: int = 0,
                  train_word_problems: int | None = None,
                  word_problem_pool: int = WORD_PROBLEM_POOL,
                  train_equations: int | str | None = None) -> dict[str, list[Example]]:
@@ -81,13 +85,15 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
     in the `sentiment_response` format; the train split's word problems on the `train_word_numbers` grid of
     `liquid.data.math_tasks.TRAIN_NUMBERS`; their divisions written in the `word_division` format of
     `liquid.data.math_tasks.WORD_DIVISIONS` and their multiplications' sums in the `word_sums` format of
-    `liquid.data.math_tasks.WORD_SUMS`; plus `division_facts` rows of `division_fact_examples`; with
+    `liquid.data.math_tasks.WORD_SUMS`; the equations' divisions in the `equation_division` format of
+    `liquid.data.math_tasks.EQUATION_DIVISIONS` and their first step as `equation_lhs` (`EQUATION_LHS`); plus
+    `division_facts` rows of `division_fact_examples` and `fraction_equations` of `fraction_equation_examples`; with
     `word_problem_pool` times the mix's share of train word problems, or `train_word_problems` of them when given: a
     pool for `main.py --oversample word_problem=K` with a fractional K to draw from afresh each epoch; with
     `train_equations` train equations, "all" for every non-held-out triple, None for the mix's share), verify
     disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
     the number grid and the drills only the train split: the same seed gives the same validation and test splits
-    (the division and sum formats rewrite their word-problem responses, never an instruction or answer)."""
+    (the division, sum and equation formats rewrite responses, never an instruction or answer)."""
     math_parts = _math_parts(sizes)
     if word_problem_pool < 1:
         raise ValueError(f"word_problem_pool must be >= 1, got {word_problem_pool}")
@@ -103,7 +109,8 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
             raise ValueError(f"train_equations must be an int >= 0 or 'all', got {train_equations!r}")
         math_parts["equation"]["train"] = train_equations
     generators: tuple[tuple[str, Generator, Mapping[str, int]], ...] = (
-        ("equation", equation_examples, math_parts["equation"]),
+        ("equation", partial(equation_examples, division=equation_division, lhs=equation_lhs),
+         math_parts["equation"]),
         ("word_problem", partial(word_problem_examples, train_numbers=train_word_numbers, division=word_division,
                                          sums=word_sums),
          math_parts["word_problem"]),
@@ -124,6 +131,12 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
     if division_facts:  # mixed in after the shuffle above, with their own generator: the other rows keep their order
         splits["train"].extend(division_fact_examples(random.Random(f"{seed}:division_facts"), division_facts))
         random.Random(f"{seed}:division_facts:order").shuffle(splits["train"])
+    if fraction_equations < 0:
+        raise ValueError(f"fraction_equations must be >= 0, got {fraction_equations}")
+    if fraction_equations:  # the same: their own generator, mixed in last
+        splits["train"].extend(fraction_equation_examples(random.Random(f"{seed}:fraction_equations"),
+                                                          fraction_equations))
+        random.Random(f"{seed}:fraction_equations:order").shuffle(splits["train"])
     check_disjoint(splits)
     return splits
 
@@ -191,9 +204,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how word problems add the products of a multiplication: one place value of each "
                              "later term per link (place: 560 + 40 = 600) or the hundreds kept apart while the tens "
                              "are added (column: 560 + 40 = 500 + 60 + 40 = 500 + 100 = 600); all splits change")
+    parser.add_argument("--equation_division", choices=EQUATION_DIVISIONS, default=DEFAULT_EQUATION_DIVISION,
+                        help="how equations write a division: one place-value chain (place: -(120 / 8) = -((80 + 40) "
+                             "/ 8) = -(10 + 5) = -15) or the rest of a two-digit quotient first, as its own "
+                             "subtraction (rest: 120 - 80 = 40. x - 19 = -120 / 8 = -(120 / 8) = -((80 + 40) / 8) = "
+                             "...); all splits change")
+    parser.add_argument("--equation_lhs", choices=EQUATION_LHS, default=DEFAULT_EQUATION_LHS,
+                        help="the first step of an equation that undoes b first: with the side it computes (write: "
+                             "-2x = 13 - 17 = -(17 - 13) = ... = -4) or the arithmetic alone (omit: 13 - 17 = ... = "
+                             "-4); all splits change")
     parser.add_argument("--division_facts", type=int, default=0,
                         help="train rows drilling the step of long division, 'Divide 68 entre 8 con resto.' -> "
                              "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
+    parser.add_argument("--fraction_equations", type=int, default=0,
+                        help="train rows of equations whose solution is not an integer (the first step's result "
+                             "not a multiple of a: 'Resuelve la ecuación 2x + 3 = 16.' -> '... x = 13 / 2. La solución "
+                             "es x = 13/2.'); default 0: none")
     parser.add_argument("--train_word_problems", type=int, default=None,
                         help="train rows of word problems (default: %d times the mix's 6,000, the pool from which "
                              "main.py's default --oversample word_problem=%g draws a fresh share each epoch)"
@@ -206,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--train_word_problems must be >= 0, got {args.train_word_problems}")
     if isinstance(args.train_equations, int) and args.train_equations < 0:
         parser.error(f"--train_equations must be >= 0 or 'all', got {args.train_equations}")
+    if args.fraction_equations < 0:
+        parser.error(f"--fraction_equations must be >= 0, got {args.fraction_equations}")
     if args.division_facts < 0:
         parser.error(f"--division_facts must be >= 0, got {args.division_facts}")
     if args.long_train_rows < 0:
@@ -213,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     splits = build_splits(args.seed, long_train_rows=args.long_train_rows, sentiment_response=args.sentiment_response,
                           train_word_numbers=args.train_word_numbers, word_division=args.word_division,
-                          word_sums=args.word_sums, division_facts=args.division_facts,
+                          word_sums=args.word_sums, equation_division=args.equation_division,
+                          equation_lhs=args.equation_lhs, division_facts=args.division_facts,
+                          fraction_equations=args.fraction_equations,
                           train_word_problems=args.train_word_problems, train_equations=args.train_equations)
     for path in write_splits(splits, args.output_dir):
         logger.info("wrote %s", path)

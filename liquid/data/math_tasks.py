@@ -11,8 +11,10 @@ instruction strings of validation/test never occur in train.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable, Mapping
 
 from liquid.data.arithmetic import (add_chain, cancel_zeros, chain_text, column_sum_chain, div_chain,
@@ -39,6 +41,18 @@ EQUATION_PHRASINGS = (
     "¿Qué valor de x cumple {eq}?",
 )
 SOLUTION_SENTENCE = "La solución es x = {x}."
+# --equation_division: how the equations write a division. place: one place-value chain (``-(120 / 8) = -((80 + 40)
+# / 8) = -(10 + 5) = -15``); rest: the rest of a two-digit quotient of a one-digit divisor first, as its own
+# subtraction (``120 - 80 = 40. x - 19 = -120 / 8 = -(120 / 8) = -((80 + 40) / 8) = ...``), as the word problems'
+# `rest_division` does
+EQUATION_DIVISIONS = ("place", "rest")
+DEFAULT_EQUATION_DIVISION = "place"
+# --equation_lhs: whether the first step of ``ax + b = c`` (and the other forms that undo b first) writes the side
+# it computes, ``-2x = 13 - 17 = ... = -4`` (write), or the arithmetic alone, ``13 - 17 = ... = -4`` (omit), so that
+# the number is computed before a coefficient it must be a multiple of is in the response (docs/experiments.md,
+# session 27: 60-92% of the wrong results of that step were multiples of a)
+EQUATION_LHS = ("write", "omit")
+DEFAULT_EQUATION_LHS = "write"
 
 
 def operand(n: int) -> str:
@@ -71,13 +85,35 @@ def signed_arithmetic(left: int, op: str, right: int) -> str:
     return chain_text([head, *sub_chain(right, -left)])
 
 
-def signed_division(numerator: int, divisor: int) -> str:
+def rest_parts(n: int, d: int) -> tuple[int, int] | None:
+    """(T, R) of a two-digit quotient of a one-digit divisor, n = T + R with T the largest multiple of ``10 * d``
+    not above n (``120, 8 -> (80, 40)``); None for every other division (n >= 0, d > 0)."""
+    if not 2 <= d <= 9 or not 10 * d <= n < 100 * d:
+        return None
+    tens = 10 * d * (n // (10 * d))
+    return tens, n - tens
+
+
+def rest_division_chain(n: int, d: int) -> list[str] | None:
+    """``n / d`` as ``(T + R) / d = T/d + R/d = q`` (`rest_parts`, the zero rest kept), or None where
+    `rest_parts` is."""
+    parts = rest_parts(n, d)
+    if parts is None:
+        return None
+    tens, rest = parts
+    return [f"{n} / {d}", f"({tens} + {rest}) / {d}", f"{tens // d} + {rest // d}", str(n // d)]
+
+
+def signed_division(numerator: int, divisor: int, division: str = "place") -> str:
     """``n / d = ... = q`` with the sign rule as its own step: ``-36 / 4 = -(36 / 4) = -9``,
     ``-20 / (-5) = 20 / 5 = 4``; only divisions of non-negative numbers are computed, as place-value
-    chains: ``189 / 7 = (140 + 49) / 7 = 20 + 7 = 27``."""
+    chains: ``189 / 7 = (140 + 49) / 7 = 20 + 7 = 27``. With ``division="rest"`` a two-digit quotient of a
+    one-digit divisor always splits in two parts, ``(T + R) / d`` (`rest_division_chain`), whose rest R the
+    response computes before (`equation_rest_step`)."""
     quotient = numerator // divisor
     head = f"{numerator} / {operand(divisor)}"
-    unsigned = div_chain(abs(numerator), abs(divisor))
+    unsigned = (rest_division_chain(abs(numerator), abs(divisor)) if division == "rest" else None) \
+        or div_chain(abs(numerator), abs(divisor))
     if numerator == 0 or (numerator > 0 and divisor > 0):
         return chain_text([head, *unsigned[1:]])
     if (numerator < 0) != (divisor < 0):
@@ -92,29 +128,43 @@ class EquationForm:
     name: str
     rhs: Callable[[int, int, int], int]
     text: Callable[[int, int, int], str]
-    steps: Callable[[int, int, int, int], str]
+    steps: Callable[..., str]  # (a, b, c, x, division="place", lhs="write") -> the response's steps
     operations: tuple[str, str]
 
 
-def _move_then_divide(sign: int, op_word: str, op: str) -> Callable[[int, int, int, int], str]:
-    """Steps for ``sign*a*x (op) b = c``: undo b first, then divide by the signed coefficient."""
+def equation_rest_step(numerator: int, divisor: int, division: str) -> str:
+    """With ``division="rest"``, the sentence that computes the rest R of ``|n| / |d|`` before the division uses it
+    (``120 - 80 = 40. `` before ``-120 / 8 = -(120 / 8) = -((80 + 40) / 8) = ...``), a place-value subtraction
+    chain; "" for the place format and for divisions that do not split (`rest_parts`)."""
+    parts = rest_parts(abs(numerator), abs(divisor)) if division == "rest" else None
+    if parts is None:
+        return ""
+    return chain_text(sub_chain(abs(numerator), parts[0])) + ". "
 
-    def steps(a: int, b: int, c: int, x: int) -> str:
+
+def _move_then_divide(sign: int, op_word: str, op: str) -> Callable[..., str]:
+    """Steps for ``sign*a*x (op) b = c``: undo b first, then divide by the signed coefficient. With ``lhs="omit"``
+    the first step is the arithmetic alone (``Restamos 17 en ambos lados: 13 - 17 = ... = -4.``), not
+    ``-2x = 13 - 17 = ...``: the coefficient is not written before the number it divides is computed."""
+
+    def steps(a: int, b: int, c: int, x: int, division: str = "place", lhs: str = "write") -> str:
         coef = sign * a
         moved = c - b if op == "-" else c + b
-        coef_text = f"{'-' if coef < 0 else ''}{a}"
-        return (f"{op_word} {b} en ambos lados: {coef_text}x = {signed_arithmetic(c, op, b)}. "
-                f"Dividimos ambos lados entre {coef}: x = {signed_division(moved, coef)}.")
+        coef_text = f"{'-' if coef < 0 else ''}{a}x = " if lhs == "write" else ""
+        return (f"{op_word} {b} en ambos lados: {coef_text}{signed_arithmetic(c, op, b)}. "
+                f"Dividimos ambos lados entre {coef}: {equation_rest_step(moved, coef, division)}"
+                f"x = {signed_division(moved, coef, division)}.")
 
     return steps
 
 
-def _divide_then_move(op_word: str, op: str, inner: str) -> Callable[[int, int, int, int], str]:
+def _divide_then_move(op_word: str, op: str, inner: str) -> Callable[..., str]:
     """Steps for ``a(x (inner) b) = c``: divide by a first, then undo b."""
 
-    def steps(a: int, b: int, c: int, x: int) -> str:
+    def steps(a: int, b: int, c: int, x: int, division: str = "place", lhs: str = "write") -> str:
         quotient = c // a
-        return (f"Dividimos ambos lados entre {a}: x {inner} {b} = {signed_division(c, a)}. "
+        return (f"Dividimos ambos lados entre {a}: {equation_rest_step(c, a, division)}"
+                f"x {inner} {b} = {signed_division(c, a, division)}. "
                 f"{op_word} {b} en ambos lados: x = {signed_arithmetic(quotient, op, b)}.")
 
     return steps
@@ -156,11 +206,11 @@ class Equation:
         """The (form, a, b, c) key that must not be shared between splits."""
         return EQUATION_FORMS[self.form].name, self.a, self.b, self.c
 
-    def example(self, rng: random.Random) -> Example:
+    def example(self, rng: random.Random, division: str = "place", lhs: str = "write") -> Example:
         form = EQUATION_FORMS[self.form]
         c = self.c
         instruction = rng.choice(EQUATION_PHRASINGS).format(eq=form.text(self.a, self.b, c))
-        response = form.steps(self.a, self.b, c, self.x) + " " + SOLUTION_SENTENCE.format(x=self.x)
+        response = form.steps(self.a, self.b, c, self.x, division, lhs) + " " + SOLUTION_SENTENCE.format(x=self.x)
         concepts = [*form.operations, f"x = {self.x}"]
         return Example(instruction, response, TASK, str(self.x), concepts, EQUATION_SUBSET)
 
@@ -170,10 +220,19 @@ def _share(total: int, parts: int, index: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
-def equation_examples(rng: random.Random, counts: Mapping[str, int | None]) -> dict[str, list[Example]]:
+def equation_examples(rng: random.Random, counts: Mapping[str, int | None],
+                      division: str = DEFAULT_EQUATION_DIVISION,
+                      lhs: str = DEFAULT_EQUATION_LHS) -> dict[str, list[Example]]:
     """Partition every equation of every form, then sample each split from its own part. A count of None takes
     every equation the splits drawn before it left (for train: all 22,964 non-held-out (form, a, b, c) triples of
-    the shipped sizes); the held-out splits are drawn first, so they do not depend on the train count."""
+    the shipped sizes); the held-out splits are drawn first, so they do not depend on the train count. `division`
+    (one of `EQUATION_DIVISIONS`) is how every split's responses write a division, `lhs` (one of `EQUATION_LHS`)
+    whether the first step of a move-then-divide form writes ``ax =`` before its arithmetic; neither changes an
+    instruction, answer or key."""
+    if division not in EQUATION_DIVISIONS:
+        raise ValueError(f"unknown equation division {division!r}; choose one of {', '.join(EQUATION_DIVISIONS)}")
+    if lhs not in EQUATION_LHS:
+        raise ValueError(f"unknown equation lhs {lhs!r}; choose one of {', '.join(EQUATION_LHS)}")
     pools: dict[str, list[Equation]] = {split: [] for split in HELD_OUT_ORDER}
     for form in range(len(EQUATION_FORMS)):
         every = [Equation(form, a, b, x) for a in A_RANGE for b in B_RANGE for x in X_RANGE]
@@ -189,7 +248,60 @@ def equation_examples(rng: random.Random, counts: Mapping[str, int | None]) -> d
     out = {}
     for split in HELD_OUT_ORDER:
         rng.shuffle(pools[split])
-        out[split] = [equation.example(rng) for equation in pools[split]]
+        out[split] = [equation.example(rng, division, lhs) for equation in pools[split]]
+    return out
+
+
+# ---------------------------------------------------------------- equations with a fractional solution (train only)
+FRACTION_SUBSET = "fraction_equation"
+# The forms that undo b first (`_move_then_divide`), as (form index, sign of the coefficient, op of the first step)
+MOVE_FIRST_FORMS = ((0, 1, "-"), (1, 1, "+"), (4, -1, "-"), (5, 1, "-"), (6, -1, "-"))
+MAX_FRACTION_NUMERATOR = 90  # |R| of the first step's result: the range a * x takes for x in [-10, 10], a <= 9
+
+
+def _fraction_text(numerator: int, denominator: int) -> str:
+    """An exact quotient written as an integer or ``p/q`` in lowest terms, the sign in front: ``-4/3``."""
+    value = Fraction(numerator, denominator)
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def signed_fraction(numerator: int, divisor: int) -> str:
+    """``n / d`` for a d that does not divide n, with the sign rule as its own step, then the common factor
+    cancelled when there is one: ``-4 / (-3) = 4 / 3``, ``6 / (-4) = -(6 / 4) = -(3 / 2)``, ``15 / 6 = 5 / 2``."""
+    head = f"{numerator} / {operand(divisor)}"
+    n, d = abs(numerator), abs(divisor)
+    unsigned = [f"{n} / {d}"]
+    common = math.gcd(n, d)
+    if common > 1:
+        unsigned.append(f"{n // common} / {d // common}")
+    if (numerator < 0) != (divisor < 0):
+        return chain_text([head, *(f"-({expression})" for expression in unsigned)])
+    return chain_text([head, *unsigned] if head != unsigned[0] else unsigned)
+
+
+def fraction_equation_examples(rng: random.Random, rows: int) -> list[Example]:
+    """Train-only equations of the forms that undo b first whose solution is not an integer: the first step's
+    result R = c -+ b is not a multiple of the coefficient a (every held-out equation has R = a * x). With only
+    integer solutions in train, R is always a multiple of a, and a model can write ``a * (a guessed x)`` there
+    instead of computing R (docs/experiments.md, session 27); these rows make that guess wrong. Same numbers as
+    the integer equations (a in 2..9, b in 1..20, |R| <= 90); the answer is ``p/q`` in lowest terms:
+    "Restamos 17 en ambos lados: -3x = 13 - 17 = -(17 - 13) = -4. Dividimos ambos lados entre -3: x = -4 / (-3) =
+    4 / 3. La solución es x = 4/3." Never in a held-out split, so the splits stay disjoint."""
+    out = []
+    for _ in range(rows):
+        form_index, sign, op = rng.choice(MOVE_FIRST_FORMS)
+        form = EQUATION_FORMS[form_index]
+        a, b = rng.choice(A_RANGE), rng.choice(B_RANGE)
+        moved = rng.choice([r for r in range(-MAX_FRACTION_NUMERATOR, MAX_FRACTION_NUMERATOR + 1) if r % a])
+        c = moved + b if op == "-" else moved - b
+        coef = sign * a
+        op_word = "Restamos" if op == "-" else "Sumamos"
+        answer = _fraction_text(moved, coef)
+        response = (f"{op_word} {b} en ambos lados: {'-' if coef < 0 else ''}{a}x = {signed_arithmetic(c, op, b)}. "
+                    f"Dividimos ambos lados entre {coef}: x = {signed_fraction(moved, coef)}. "
+                    + SOLUTION_SENTENCE.format(x=answer))
+        instruction = rng.choice(EQUATION_PHRASINGS).format(eq=form.text(a, b, c))
+        out.append(Example(instruction, response, TASK, answer, [*form.operations, f"x = {answer}"], FRACTION_SUBSET))
     return out
 
 
