@@ -14,7 +14,8 @@
   right and the wrong answers of each task (`SAMPLE_PLAN`), printed as markdown rows.
 * Multiples of the coefficient: of the wrong equations that undo b first and end their first step on a wrong
   result R, how many R are multiples of the coefficient a (the right R always is: it is a * x), against the share
-  expected if each wrong R were any integer within 20 of the right one (`coefficient_multiples`).
+  expected if each wrong R were any integer within 20 of the right one (`coefficient_multiples`), and how many
+  equations state a fractional solution (`fraction_answers`; every held-out equation's is an integer).
 * Word problems by kind: wrong / rows per kind of word problem (change, total, percent, speed, distance, time),
   the kind read from the reference's first clause (`WORD_PROBLEM_KINDS`).
 * First wrong link: for every wrong math answer, the link where the prediction first leaves its reference, as
@@ -54,6 +55,7 @@ def copy_error_counts(rows: list[dict]) -> dict[str, int]:
 FIRST_RESULT_RE = re.compile(r"^(?:Restamos|Sumamos) \d+ en ambos lados: [^.]*= (-?\d+)\. ")
 COEFFICIENT_RE = re.compile(r"Dividimos ambos lados entre (-?\d+)")
 CHANCE_WINDOW = 20  # a wrong result "by chance": any integer within this distance of the right one
+SOLUTION_PREFIX = "La solución es x = "
 
 
 def coefficient_multiples(rows: list[dict]) -> tuple[int, int, float]:
@@ -76,6 +78,15 @@ def coefficient_multiples(rows: list[dict]) -> tuple[int, int, float]:
         nearby = [right + offset for offset in range(-CHANCE_WINDOW, CHANCE_WINDOW + 1) if offset]
         chance += sum(value % a == 0 for value in nearby) / len(nearby)
     return wrong, multiples, chance
+
+
+def fraction_answers(rows: list[dict]) -> tuple[int, int]:
+    """Equations (all of which have an integer solution) whose prediction states a fraction, ``La solución es x =
+    13/2``, and how many of those the accuracy metric scores right: an unreduced fraction equal to the solution
+    (``x = 21/3`` for 7) counts as solved there. What a model trained with `--fraction_equations` rows can write."""
+    stated = [row for row in rows if row.get("subset") == "equation" and SOLUTION_PREFIX in row["prediction"]
+              and "/" in row["prediction"].rpartition(SOLUTION_PREFIX)[2]]
+    return len(stated), sum(row["accuracy"] >= 1 for row in stated)
 
 
 def link_template(expression: str) -> str:
@@ -197,6 +208,10 @@ def main(argv: list[str] | None = None) -> None:
     if wrong:
         print(f"wrong results of the first step (undo b): {wrong}, multiples of the coefficient a: {multiples} "
               f"({multiples / wrong:.2f}; by chance about {chance / wrong:.2f})")
+    fractions, scored_right = fraction_answers(rows)
+    if fractions:
+        print(f"equations answered with a fraction: {fractions} (scored right, an unreduced fraction equal to the "
+              f"solution: {scored_right})")
     kinds = word_problem_errors(rows)
     if kinds:
         print("word problems wrong / rows by kind: "

@@ -48,6 +48,17 @@ def test_coefficient_multiples_counts_wrong_first_results_that_a_divides():
     assert abs(chance - 2 * 6 / 40) < 1e-9
 
 
+def test_fraction_answers_count_equations_that_state_a_fraction():
+    rows = [
+        _row("... x = 13 / 2. La solución es x = 13/2."),                               # a fraction
+        _row("... x = 21 / 3. La solución es x = 21/3.", accuracy=1.0),                 # = 7: scored right
+        _row("... x = -(84 / 7) = -((70 + 14) / 7) = -12. La solución es x = -12."),   # a division, integer answer
+        _row("... La solución es x = 13/2.", subset="word_problem"),                     # not an equation
+        _row("... x = 13 / 2."),                                                         # no solution sentence
+    ]
+    assert ap.fraction_answers(rows) == (2, 1)
+
+
 def test_the_sample_is_the_one_the_ablation_scores():
     data = ROOT / "data" / "test.jsonl"
     rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]

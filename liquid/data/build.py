@@ -94,6 +94,8 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
     disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
     the number grid and the drills only the train split: the same seed gives the same validation and test splits
     (the division, sum and equation formats rewrite responses, never an instruction or answer)."""
+    if fraction_equations < 0:
+        raise ValueError(f"fraction_equations must be >= 0, got {fraction_equations}")
     math_parts = _math_parts(sizes)
     if word_problem_pool < 1:
         raise ValueError(f"word_problem_pool must be >= 1, got {word_problem_pool}")
@@ -131,8 +133,6 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
     if division_facts:  # mixed in after the shuffle above, with their own generator: the other rows keep their order
         splits["train"].extend(division_fact_examples(random.Random(f"{seed}:division_facts"), division_facts))
         random.Random(f"{seed}:division_facts:order").shuffle(splits["train"])
-    if fraction_equations < 0:
-        raise ValueError(f"fraction_equations must be >= 0, got {fraction_equations}")
     if fraction_equations:  # the same: their own generator, mixed in last
         splits["train"].extend(fraction_equation_examples(random.Random(f"{seed}:fraction_equations"),
                                                           fraction_equations))
