@@ -82,8 +82,9 @@ def coefficient_multiples(rows: list[dict]) -> tuple[int, int, float]:
 
 def fraction_answers(rows: list[dict]) -> tuple[int, int]:
     """Equations (all of which have an integer solution) whose prediction states a fraction, ``La solución es x =
-    13/2``, and how many of those the accuracy metric scores right: an unreduced fraction equal to the solution
-    (``x = 21/3`` for 7) counts as solved there. What a model trained with `--fraction_equations` rows can write."""
+    13/2``, and how many of those the stored accuracy scores right. Predictions scored before session 28 count an
+    unreduced fraction equal to the solution (``x = 21/3`` for 7) as solved; the metric now requires lowest terms,
+    so this is 0 for files scored since. What a model trained with `--fraction_equations` rows can write."""
     stated = [row for row in rows if row.get("subset") == "equation" and SOLUTION_PREFIX in row["prediction"]
               and "/" in row["prediction"].rpartition(SOLUTION_PREFIX)[2]]
     return len(stated), sum(row["accuracy"] >= 1 for row in stated)

@@ -44,14 +44,16 @@ def test_other_seed_changes_data_but_not_sizes() -> None:
     a, b, a_again = build_splits(0, small), build_splits(1, small), build_splits(0, small)
     assert [r.to_json() for r in a["train"]] == [r.to_json() for r in a_again["train"]]
     assert [r.to_json() for r in a["train"]] != [r.to_json() for r in b["train"]]
-    # train: 40 equations, 5 x 20 word problems (the pool, WORD_PROBLEM_POOL), 30 qa, 30 sentiment
-    assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()} == {"train": 200, "validation": 34,
+    # train: 40 equations, 7 fraction equations (a sixth: FRACTION_EQUATION_SHARE), 5 x 20 word problems (the pool,
+    # WORD_PROBLEM_POOL), 30 qa, 30 sentiment
+    assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()} == {"train": 207, "validation": 34,
                                                                                       "test": 34}
 
 
 def test_sizes(rows: dict[str, list[dict]]) -> None:
     expected = {
-        "train": {("math", "equation"): 12000, ("math", "word_problem"): 30000, "qa": 9000, "sentiment": 9000},
+        "train": {("math", "equation"): 12000, ("math", "fraction_equation"): 2000, ("math", "word_problem"): 30000,
+                  "qa": 9000, "sentiment": 9000},
         "validation": {"math": 334, "qa": 334, "sentiment": 334},
         "test": {"math": 500, "qa": 500, "sentiment": 500},
     }
@@ -60,12 +62,12 @@ def test_sizes(rows: dict[str, list[dict]]) -> None:
         by_subset = Counter((r["task"], r["subset"]) for r in rows[split])
         for key, count in wanted.items():
             assert (by_subset[key] if isinstance(key, tuple) else by_task[key]) == count, (split, key)
-    assert [len(rows[s]) for s in SPLITS] == [60000, 1002, 1500]
+    assert [len(rows[s]) for s in SPLITS] == [62000, 1002, 1500]
 
 
 def test_schema(rows: dict[str, list[dict]]) -> None:
     allowed_subsets = {
-        ("train", "math"): {"equation", "word_problem"}, ("train", "qa"): {"seen_fact"},
+        ("train", "math"): {"equation", "fraction_equation", "word_problem"}, ("train", "qa"): {"seen_fact"},
         ("train", "sentiment"): {"sentiment"},
     }
     for split in SPLITS:
@@ -143,7 +145,7 @@ def _evaluate(expression: str, x: Fraction | None = None) -> Fraction:
 def _assert_math_steps(row: dict) -> None:
     """Every arithmetic link of a math response is exactly true, and the last sentence gives the answer."""
     sentences = row["response"].removesuffix(".").split(". ")
-    answer = Fraction(int(row["answer"]))
+    answer = Fraction(row["answer"])  # "7", or "-49/4" for a fraction equation
     steps = 0
     for sentence in sentences:
         body = sentence.split(":", 1)[1] if ":" in sentence else sentence
@@ -157,11 +159,11 @@ def _assert_math_steps(row: dict) -> None:
             steps += 1
     assert steps >= 1
     assert row["answer"] in sentences[-1]
-    if row["subset"] == "equation":
+    if row["subset"] in ("equation", "fraction_equation"):
         left, right = _equation(row["instruction"])
         assert _evaluate(left, answer) == right, row["instruction"]
         assert sentences[-1] == f"La solución es x = {row['answer']}"
-        assert -10 <= answer <= 10
+        assert -10 <= answer <= 10 if row["subset"] == "equation" else answer.denominator > 1
 
 
 def test_math_steps_are_correct(rows: dict[str, list[dict]]) -> None:
@@ -430,7 +432,8 @@ def test_equation_lhs_omit_drops_only_the_coefficient_before_the_first_step() ->
     first_side = re.compile(r"(?:Restamos|Sumamos) \d+ en ambos lados: (-?\d+x = )")
     changed = _response_changes({}, equation_lhs="omit")[1]
     written = build_splits(0, DIVISION_SIZES)
-    assert len(changed) == sum(bool(first_side.match(r.response)) for split in SPLITS for r in written[split])
+    assert len(changed) == sum(bool(first_side.match(r.response)) for split in SPLITS for r in written[split]
+                               if r.subset == "equation")  # the fraction rows write their first step themselves
     for before, after in changed:
         coefficient = first_side.match(before.response)
         assert coefficient and after.response == before.response.replace(coefficient.group(1), "", 1)
@@ -443,7 +446,7 @@ def test_fraction_equations_are_true_train_only_and_break_the_multiple_of_a() ->
     """--fraction_equations N: N train rows (subset fraction_equation) of the forms that undo b first, whose first
     result R is not a multiple of a; every link true, the answer p/q in lowest terms solves the instruction's
     equation, the reference scores accuracy 1 and coherence 1; validation and test are unchanged."""
-    base = build_splits(0, DIVISION_SIZES)
+    base = build_splits(0, DIVISION_SIZES, fraction_equations=0)
     mixed = build_splits(0, DIVISION_SIZES, fraction_equations=300)
     for split in ("validation", "test"):
         assert [r.to_json() for r in mixed[split]] == [r.to_json() for r in base[split]]

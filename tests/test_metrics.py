@@ -16,6 +16,8 @@ from liquid.metrics import (
     coverage,
     equation_steps,
     final_answer,
+    final_math_text,
+    is_reduced_literal,
     normalize,
     parse_linear,
     parse_number,
@@ -159,9 +161,39 @@ def test_final_answer(prediction, task, expected):
     ("La solución es x = -1,5.", "-3/2", 1.0),
     ("Paga 12 euros en total.", "12", 1.0),
     ("", "5", 0.0),
+    # the value must be written as one number in lowest terms (session 28): the reference's form
+    ("Dividimos ambos lados entre 3: x = 21 / 3 = 7. La solución es x = 7.", "7", 1.0),
+    ("La solución es x = (-7).", "-7", 1.0),
+    ("La solución es x = 21/3.", "7", 0.0),           # an integer written as a fraction
+    ("Dividimos ambos lados entre 3: x = 21 / 3.", "7", 0.0),  # the division left undone
+    ("La solución es x = -26/4.", "-13/2", 0.0),      # not in lowest terms
+    ("La solución es x = -(13 / 2).", "-13/2", 0.0),  # an expression, not a number
+    ("La solución es x = -13/2.", "-13/2", 1.0),
+    ("La solución es x = 10 - 3.", "7", 0.0),
+    ("Son 21/3 euros.", "7", 0.0),                    # the last-number fallback is held to the same form
 ])
 def test_accuracy_math(prediction, answer, expected):
     assert accuracy(prediction, {"task": "math", "answer": answer}) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("7", True), ("-7", True), ("(-7)", True), ("12,5", True), ("0", True), ("-13/2", True), ("1/2", True),
+    ("21/3", False), ("14/2", False), ("-26/4", False), ("5/1", False), ("3/0", False), ("-(13/2)", False),
+    ("10-3", False), ("x", False), ("", False), ("(7", False), ("9" * 60 + "/7", False),
+])
+def test_is_reduced_literal(text, expected):
+    assert is_reduced_literal(text) is expected
+
+
+@pytest.mark.parametrize("prediction, expected", [
+    ("Dividimos: x = 15 / 3 = 5. La solución es x = 5.", "5"),
+    ("La solución es x = 7 euros.", "7"),
+    ("x = 21 / 3.", "21/3"),
+    ("Le devuelven 13 euros.", "13"),
+    ("No lo sé.", None),
+])
+def test_final_math_text_is_the_answer_as_written(prediction, expected):
+    assert final_math_text(prediction) == expected
 
 
 @pytest.mark.parametrize("prediction, expected", [

@@ -35,8 +35,13 @@ or when it has an equation link in a word problem. The value a step states is th
 last equation link (if unique), else the value of ek for an arithmetic step.
 
 Accuracy (1.0 or 0.0).
-    math:      parse_number(final_answer) == parse_number(answer); final_answer is the value of the
-               last "x = v" (v the last x-free expression of its '=' run), else the last number.
+    math:      parse_number(final_answer) == parse_number(answer) and the answer is written as one number
+               in lowest terms; final_answer is the value of the last "x = v" (v the last x-free
+               expression of its '=' run), else the last number. Written form (``final_math_text``:
+               that expression or number as written, spaces and prose after it dropped): an integer,
+               a decimal or p/q with q >= 2 and gcd(p, q) = 1, optionally signed and in one pair of
+               parentheses. "x = 21/3", "x = 21 / 3" (division left undone), "x = -26/4" and
+               "x = -(13 / 2)" score 0 even when their value is right.
     sentiment: exactly one distinct label asserted (positivo|negativo|neutro, also -a / neutral,
                any case or accents) and it equals answer.
     qa:        answer appears in the prediction (whole-word span, case- and accent-insensitive).
@@ -69,7 +74,15 @@ Aggregation. ``aggregate`` averages accuracy, coherence, coverage and length ove
 "other"), each with ``count``.
 """
 
-from liquid.metrics.parsing import LinearForm, SolutionSet, normalize, parse_linear, parse_number, question_equation
+from liquid.metrics.parsing import (
+    LinearForm,
+    SolutionSet,
+    is_reduced_literal,
+    normalize,
+    parse_linear,
+    parse_number,
+    question_equation,
+)
 from liquid.metrics.scores import (
     SpanishTokenizer,
     StepCheck,
@@ -81,6 +94,7 @@ from liquid.metrics.scores import (
     coverage,
     equation_steps,
     final_answer,
+    final_math_text,
     score_row,
     step_report,
 )
@@ -98,6 +112,8 @@ __all__ = [
     "coverage",
     "equation_steps",
     "final_answer",
+    "final_math_text",
+    "is_reduced_literal",
     "normalize",
     "parse_linear",
     "parse_number",

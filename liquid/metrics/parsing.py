@@ -6,6 +6,7 @@ it never raises.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 # A normalised token: a number (with a leading minus unless it follows a word or ')', and inner
 # '.'/',' separators), or a run of letters/digits without '_'.
 _NORMALIZED_TOKEN_RE = re.compile(r"(?<![\w)])-?[0-9]+(?:[.,][0-9]+)*|[^\W_]+")
+_REDUCED_LITERAL_RE = re.compile(r"-?(?P<numerator>[0-9]+)(?:[.,][0-9]+|/(?P<denominator>[0-9]+))?")
 _NUMBER_LITERAL_RE = re.compile(r"(?<![\w)])\(?(-?[0-9]+(?:[.,][0-9]+)?(?:/[0-9]+)?)\)?(?![0-9])")
 
 
@@ -317,10 +319,11 @@ def _ends_with_lone_x(text: str) -> bool:
     return not before or before[-1] not in "+-*/()0123456789"
 
 
-def last_x_value(text: str) -> Fraction | None:
-    """Value of the last "x = v" statement in ``text`` (v a number or an x-free expression).
+def last_x_statement(text: str) -> tuple[Fraction, str] | None:
+    """Value and written text of the last "x = v" statement in ``text`` (v a number or an x-free expression).
 
-    In "x = 15 / 3 = 5" the value is the last expression of the '=' run after x (5).
+    In "x = 15 / 3 = 5." the value is the last expression of the '=' run after x (5) and its text is "5";
+    prose after that expression is not part of the text ("x = 5 euros" -> "5").
     """
     for sentence in reversed(split_sentences(text)):
         parts = sentence.split("=")
@@ -329,7 +332,46 @@ def last_x_value(text: str) -> Fraction | None:
                 continue
             run, _ = _run_from(parts, index, LinearForm(Fraction(1), Fraction(0)))
             if len(run) >= 2 and not any(form.has_x for form in run[1:]):
-                return run[-1].const
+                return run[-1].const, _leading_expression_text(parts[index + len(run) - 1])
+    return None
+
+
+def last_x_value(text: str) -> Fraction | None:
+    """Value of the last "x = v" statement in ``text`` (see ``last_x_statement``)."""
+    statement = last_x_statement(text)
+    return None if statement is None else statement[0]
+
+
+def _leading_expression_text(part: str) -> str:
+    """The leading run of expression characters of ``part``, without spaces and a final sentence '.' or ','."""
+    end = 0
+    while end < len(part) and part[end] in EXPRESSION_CHARS:
+        end += 1
+    return "".join(part[:end].split()).rstrip(".,")
+
+
+def is_reduced_literal(text: str) -> bool:
+    """Whether ``text`` is one number written in lowest terms: an integer, a decimal, or p/q with gcd(p, q) = 1, q >= 2.
+
+    An optional sign and one pair of outer parentheses are allowed ("-7", "(-7)", "12,5", "-13/2"); "21/3",
+    "14/2", "15 / 3" (spaces are not removed here), "-(13/2)" and "10 + 5" are not.
+    """
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    match = _REDUCED_LITERAL_RE.fullmatch(text)
+    if match is None or len(text) > 2 * MAX_NUMBER_DIGITS + 2:  # bounds int() below
+        return False
+    if match.group("denominator") is None:
+        return True
+    numerator, denominator = int(match.group("numerator")), int(match.group("denominator"))
+    return denominator >= 2 and math.gcd(numerator, denominator) == 1
+
+
+def last_number_literal(text: str) -> str | None:
+    """The last number literal in ``text`` as written ("13", "-7", "3/2"), outer parentheses dropped; ``None`` if none."""
+    for literal in reversed(_NUMBER_LITERAL_RE.findall(text)):
+        if parse_constant(literal) is not None:
+            return literal
     return None
 
 

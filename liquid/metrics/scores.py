@@ -19,7 +19,10 @@ from liquid.metrics.parsing import (
     SolutionSet,
     contains_span,
     find_chain,
+    is_reduced_literal,
     last_number,
+    last_number_literal,
+    last_x_statement,
     last_x_value,
     normalize,
     parse_number,
@@ -111,6 +114,13 @@ def final_answer(prediction: str, task: str) -> str | None:
     return None
 
 
+def final_math_text(prediction: str) -> str | None:
+    """The math final answer as written: the last expression of the last "x = v" statement, else the last number
+    literal ("x = 15 / 3 = 5." -> "5", "x = 21/3" -> "21/3", "son 45 euros" -> "45"); ``None`` when there is none."""
+    statement = last_x_statement(prediction)
+    return last_number_literal(prediction) if statement is None else statement[1]
+
+
 def accuracy(prediction: str, row: Mapping) -> float:
     """1.0 when the prediction states the row's answer, else 0.0 (see the package docstring)."""
     task = _text(row, "task")
@@ -118,7 +128,8 @@ def accuracy(prediction: str, row: Mapping) -> float:
     if task == TASK_MATH:
         predicted = final_answer(prediction, task)
         expected = parse_number(answer)
-        return float(predicted is not None and expected is not None and parse_number(predicted) == expected)
+        right_value = predicted is not None and expected is not None and parse_number(predicted) == expected
+        return float(right_value and is_reduced_literal(final_math_text(prediction) or ""))
     if task == TASK_SENTIMENT:
         predicted = final_answer(prediction, task)
         return float(predicted is not None and predicted == SENTIMENT_LABELS.get(normalize(answer)))
