@@ -142,17 +142,22 @@ def equation_rest_step(numerator: int, divisor: int, division: str) -> str:
     return chain_text(sub_chain(abs(numerator), parts[0])) + ". "
 
 
+def move_step(op_word: str, op: str, coef: int, b: int, c: int, lhs: str = "write") -> str:
+    """The first step of an equation that undoes b first, ``Restamos 17 en ambos lados: -2x = 13 - 17 = ... = -4. ``
+    (``coef x = c (op) b = ...``). With ``lhs="omit"`` the arithmetic alone (``Restamos 17 en ambos lados: 13 - 17
+    = ... = -4. ``): the coefficient is not written before the number it divides is computed."""
+    coef_text = f"{coef}x = " if lhs == "write" else ""
+    return f"{op_word} {b} en ambos lados: {coef_text}{signed_arithmetic(c, op, b)}. "
+
+
 def _move_then_divide(sign: int, op_word: str, op: str) -> Callable[..., str]:
-    """Steps for ``sign*a*x (op) b = c``: undo b first, then divide by the signed coefficient. With ``lhs="omit"``
-    the first step is the arithmetic alone (``Restamos 17 en ambos lados: 13 - 17 = ... = -4.``), not
-    ``-2x = 13 - 17 = ...``: the coefficient is not written before the number it divides is computed."""
+    """Steps for ``sign*a*x (op) b = c``: undo b first (`move_step`), then divide by the signed coefficient."""
 
     def steps(a: int, b: int, c: int, x: int, division: str = "place", lhs: str = "write") -> str:
         coef = sign * a
         moved = c - b if op == "-" else c + b
-        coef_text = f"{'-' if coef < 0 else ''}{a}x = " if lhs == "write" else ""
-        return (f"{op_word} {b} en ambos lados: {coef_text}{signed_arithmetic(c, op, b)}. "
-                f"Dividimos ambos lados entre {coef}: {equation_rest_step(moved, coef, division)}"
+        return (move_step(op_word, op, coef, b, c, lhs)
+                + f"Dividimos ambos lados entre {coef}: {equation_rest_step(moved, coef, division)}"
                 f"x = {signed_division(moved, coef, division)}.")
 
     return steps
@@ -297,8 +302,8 @@ def fraction_equation_examples(rng: random.Random, rows: int) -> list[Example]:
         coef = sign * a
         op_word = "Restamos" if op == "-" else "Sumamos"
         answer = _fraction_text(moved, coef)
-        response = (f"{op_word} {b} en ambos lados: {'-' if coef < 0 else ''}{a}x = {signed_arithmetic(c, op, b)}. "
-                    f"Dividimos ambos lados entre {coef}: x = {signed_fraction(moved, coef)}. "
+        response = (move_step(op_word, op, coef, b, c)
+                    + f"Dividimos ambos lados entre {coef}: x = {signed_fraction(moved, coef)}. "
                     + SOLUTION_SENTENCE.format(x=answer))
         instruction = rng.choice(EQUATION_PHRASINGS).format(eq=form.text(a, b, c))
         out.append(Example(instruction, response, TASK, answer, [*form.operations, f"x = {answer}"], FRACTION_SUBSET))
