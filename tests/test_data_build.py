@@ -44,16 +44,14 @@ def test_other_seed_changes_data_but_not_sizes() -> None:
     a, b, a_again = build_splits(0, small), build_splits(1, small), build_splits(0, small)
     assert [r.to_json() for r in a["train"]] == [r.to_json() for r in a_again["train"]]
     assert [r.to_json() for r in a["train"]] != [r.to_json() for r in b["train"]]
-    # train: 40 equations, 7 fraction equations (a sixth: FRACTION_EQUATION_SHARE), 5 x 20 word problems (the pool,
-    # WORD_PROBLEM_POOL), 30 qa, 30 sentiment
-    assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()} == {"train": 207, "validation": 34,
+    # train: 40 equations, 5 x 20 word problems (the pool, WORD_PROBLEM_POOL), 30 qa, 30 sentiment
+    assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()} == {"train": 200, "validation": 34,
                                                                                       "test": 34}
 
 
 def test_sizes(rows: dict[str, list[dict]]) -> None:
     expected = {
-        "train": {("math", "equation"): 12000, ("math", "fraction_equation"): 2000, ("math", "word_problem"): 30000,
-                  "qa": 9000, "sentiment": 9000},
+        "train": {("math", "equation"): 12000, ("math", "word_problem"): 30000, "qa": 9000, "sentiment": 9000},
         "validation": {"math": 334, "qa": 334, "sentiment": 334},
         "test": {"math": 500, "qa": 500, "sentiment": 500},
     }
@@ -62,12 +60,12 @@ def test_sizes(rows: dict[str, list[dict]]) -> None:
         by_subset = Counter((r["task"], r["subset"]) for r in rows[split])
         for key, count in wanted.items():
             assert (by_subset[key] if isinstance(key, tuple) else by_task[key]) == count, (split, key)
-    assert [len(rows[s]) for s in SPLITS] == [62000, 1002, 1500]
+    assert [len(rows[s]) for s in SPLITS] == [60000, 1002, 1500]
 
 
 def test_schema(rows: dict[str, list[dict]]) -> None:
     allowed_subsets = {
-        ("train", "math"): {"equation", "fraction_equation", "word_problem"}, ("train", "qa"): {"seen_fact"},
+        ("train", "math"): {"equation", "word_problem"}, ("train", "qa"): {"seen_fact"},
         ("train", "sentiment"): {"sentiment"},
     }
     for split in SPLITS:

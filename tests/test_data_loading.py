@@ -32,7 +32,7 @@ def _write_table(path: Path, rows: list[dict], delimiter: str) -> Path:
 
 def test_default_loads_shipped_splits() -> None:
     splits = load_splits()
-    assert {name: len(split) for name, split in splits.items()} == {"train": 62000, "validation": 1002, "test": 1500}
+    assert {name: len(split) for name, split in splits.items()} == {"train": 60000, "validation": 1002, "test": 1500}
     assert splits["test"].column_names == COLUMNS
     first = json.loads((Path(__file__).resolve().parents[1] / "data" / "test.jsonl").open().readline())
     assert splits["test"][0] == first

@@ -48,11 +48,6 @@ EQUATION_SHARE = 2 / 3  # of the math rows; the rest are word problems
 # mix (`--oversample word_problem=0.2`, liquid/training/args.py) draws a fresh fifth of them each epoch: more distinct
 # (distance, hours) pairs and prices than one epoch can memorise (docs/experiments.md, session 20).
 WORD_PROBLEM_POOL = 5
-# Train equations whose solution is a fraction, per integer train equation of the mix (2,000 for the shipped 12,000):
-# in every integer equation the first step's result is a multiple of a, and the wrong first results of a model trained
-# without them are mostly guessed multiples of a; with them test math rose on three seeds of three on the slowest CPU
-# (docs/experiments.md, sessions 27-28). Train only: validation and test keep integer solutions.
-FRACTION_EQUATION_SHARE = 1 / 6
 
 Generator = Callable[[random.Random, Mapping[str, int]], dict[str, list[Example]]]
 
@@ -82,7 +77,7 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
                  equation_division: str = DEFAULT_EQUATION_DIVISION,
                  equation_lhs: str = DEFAULT_EQUATION_LHS,
                  division_facts: int = 0,
-                 fraction_equations: int | None = None,
+                 fraction_equations: int = 0,
                  train_word_problems: int | None = None,
                  word_problem_pool: int = WORD_PROBLEM_POOL,
                  train_equations: int | str | None = None) -> dict[str, list[Example]]:
@@ -92,19 +87,16 @@ def build_splits(seed: int = DEFAULT_SEED, sizes: Mapping[str, Mapping[str, int]
     `liquid.data.math_tasks.WORD_DIVISIONS` and their multiplications' sums in the `word_sums` format of
     `liquid.data.math_tasks.WORD_SUMS`; the equations' divisions in the `equation_division` format of
     `liquid.data.math_tasks.EQUATION_DIVISIONS` and their first step as `equation_lhs` (`EQUATION_LHS`); plus
-    `division_facts` rows of `division_fact_examples` and `fraction_equations` of `fraction_equation_examples` (None:
-    `FRACTION_EQUATION_SHARE` of the mix's train equations); with
+    `division_facts` rows of `division_fact_examples` and `fraction_equations` of `fraction_equation_examples`; with
     `word_problem_pool` times the mix's share of train word problems, or `train_word_problems` of them when given: a
     pool for `main.py --oversample word_problem=K` with a fractional K to draw from afresh each epoch; with
     `train_equations` train equations, "all" for every non-held-out triple, None for the mix's share), verify
     disjointness and shuffle rows of all tasks together. The sentiment format changes only the sentiment responses,
     the number grid and the drills only the train split: the same seed gives the same validation and test splits
     (the division, sum and equation formats rewrite responses, never an instruction or answer)."""
-    math_parts = _math_parts(sizes)
-    if fraction_equations is None:
-        fraction_equations = round(FRACTION_EQUATION_SHARE * math_parts["equation"]["train"])
     if fraction_equations < 0:
         raise ValueError(f"fraction_equations must be >= 0, got {fraction_equations}")
+    math_parts = _math_parts(sizes)
     if word_problem_pool < 1:
         raise ValueError(f"word_problem_pool must be >= 1, got {word_problem_pool}")
     math_parts["word_problem"]["train"] *= word_problem_pool
@@ -224,11 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--division_facts", type=int, default=0,
                         help="train rows drilling the step of long division, 'Divide 68 entre 8 con resto.' -> "
                              "'68 = 8 * 8 + 4.' (the 440 facts with a one-digit divisor, cycled; default 0: none)")
-    parser.add_argument("--fraction_equations", type=int, default=None,
+    parser.add_argument("--fraction_equations", type=int, default=0,
                         help="train rows of equations whose solution is not an integer (the first step's result "
                              "not a multiple of a: 'Resuelve la ecuación 2x + 3 = 16.' -> '... x = 13 / 2. La solución "
-                             "es x = 13/2.'); default: FRACTION_EQUATION_SHARE (a sixth) of the mix's train equations, "
-                             "2,000; 0: none")
+                             "es x = 13/2.'); default 0: none")
     parser.add_argument("--train_word_problems", type=int, default=None,
                         help="train rows of word problems (default: %d times the mix's 6,000, the pool from which "
                              "main.py's default --oversample word_problem=%g draws a fresh share each epoch)"
@@ -241,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--train_word_problems must be >= 0, got {args.train_word_problems}")
     if isinstance(args.train_equations, int) and args.train_equations < 0:
         parser.error(f"--train_equations must be >= 0 or 'all', got {args.train_equations}")
-    if args.fraction_equations is not None and args.fraction_equations < 0:
+    if args.fraction_equations < 0:
         parser.error(f"--fraction_equations must be >= 0, got {args.fraction_equations}")
     if args.division_facts < 0:
         parser.error(f"--division_facts must be >= 0, got {args.division_facts}")
