@@ -143,7 +143,7 @@ def _evaluate(expression: str, x: Fraction | None = None) -> Fraction:
 def _assert_math_steps(row: dict) -> None:
     """Every arithmetic link of a math response is exactly true, and the last sentence gives the answer."""
     sentences = row["response"].removesuffix(".").split(". ")
-    answer = Fraction(row["answer"])  # "7", or "-49/4" for a fraction equation
+    answer = Fraction(int(row["answer"]))
     steps = 0
     for sentence in sentences:
         body = sentence.split(":", 1)[1] if ":" in sentence else sentence
@@ -157,11 +157,11 @@ def _assert_math_steps(row: dict) -> None:
             steps += 1
     assert steps >= 1
     assert row["answer"] in sentences[-1]
-    if row["subset"] in ("equation", "fraction_equation"):
+    if row["subset"] == "equation":
         left, right = _equation(row["instruction"])
         assert _evaluate(left, answer) == right, row["instruction"]
         assert sentences[-1] == f"La solución es x = {row['answer']}"
-        assert -10 <= answer <= 10 if row["subset"] == "equation" else answer.denominator > 1
+        assert -10 <= answer <= 10
 
 
 def test_math_steps_are_correct(rows: dict[str, list[dict]]) -> None:
@@ -430,8 +430,7 @@ def test_equation_lhs_omit_drops_only_the_coefficient_before_the_first_step() ->
     first_side = re.compile(r"(?:Restamos|Sumamos) \d+ en ambos lados: (-?\d+x = )")
     changed = _response_changes({}, equation_lhs="omit")[1]
     written = build_splits(0, DIVISION_SIZES)
-    assert len(changed) == sum(bool(first_side.match(r.response)) for split in SPLITS for r in written[split]
-                               if r.subset == "equation")  # the fraction rows write their first step themselves
+    assert len(changed) == sum(bool(first_side.match(r.response)) for split in SPLITS for r in written[split])
     for before, after in changed:
         coefficient = first_side.match(before.response)
         assert coefficient and after.response == before.response.replace(coefficient.group(1), "", 1)
@@ -444,7 +443,7 @@ def test_fraction_equations_are_true_train_only_and_break_the_multiple_of_a() ->
     """--fraction_equations N: N train rows (subset fraction_equation) of the forms that undo b first, whose first
     result R is not a multiple of a; every link true, the answer p/q in lowest terms solves the instruction's
     equation, the reference scores accuracy 1 and coherence 1; validation and test are unchanged."""
-    base = build_splits(0, DIVISION_SIZES, fraction_equations=0)
+    base = build_splits(0, DIVISION_SIZES)
     mixed = build_splits(0, DIVISION_SIZES, fraction_equations=300)
     for split in ("validation", "test"):
         assert [r.to_json() for r in mixed[split]] == [r.to_json() for r in base[split]]
