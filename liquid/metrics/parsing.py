@@ -377,9 +377,5 @@ def last_number_literal(text: str) -> str | None:
 
 def last_number(text: str) -> Fraction | None:
     """The last number literal in ``text`` ("13", "-7", "(-7)", "12,5", "3/2"); ``None`` if there is none."""
-    matches = _NUMBER_LITERAL_RE.findall(text)
-    for literal in reversed(matches):
-        value = parse_constant(literal)
-        if value is not None:
-            return value
-    return None
+    literal = last_number_literal(text)
+    return None if literal is None else parse_constant(literal)
