@@ -239,12 +239,17 @@ def _expression_suffix(text: str) -> LinearForm | None:
     return None
 
 
-def _expression_prefix(text: str) -> LinearForm | None:
-    """Longest parseable prefix of ``text`` (inside its leading run of expression characters)."""
+def _leading_run_end(text: str) -> int:
+    """End of the leading run of expression characters of ``text`` (at most MAX_CANDIDATE_CHARS)."""
     end = 0
     while end < len(text) and text[end] in EXPRESSION_CHARS and end < MAX_CANDIDATE_CHARS:
         end += 1
-    for stop in range(end, 0, -1):
+    return end
+
+
+def _expression_prefix(text: str) -> LinearForm | None:
+    """Longest parseable prefix of ``text`` (inside its leading run of expression characters)."""
+    for stop in range(_leading_run_end(text), 0, -1):
         if not text[stop - 1].isspace():
             form = parse_linear(text[:stop])
             if form is not None:
@@ -344,10 +349,7 @@ def last_x_value(text: str) -> Fraction | None:
 
 def _leading_expression_text(part: str) -> str:
     """The leading run of expression characters of ``part``, without spaces and a final sentence '.' or ','."""
-    end = 0
-    while end < len(part) and part[end] in EXPRESSION_CHARS:
-        end += 1
-    return "".join(part[:end].split()).rstrip(".,")
+    return "".join(part[:_leading_run_end(part)].split()).rstrip(".,")
 
 
 def is_reduced_literal(text: str) -> bool:
