@@ -43,6 +43,29 @@ def test_muon_step_matches_torch_muon_with_the_adamw_rms_rule():
     assert (ours.detach() - ref.detach()).abs().max() < 0.02 * moved  # NS precision differs slightly
 
 
+def test_muon_batches_same_shaped_matrices_exactly_like_one_at_a_time():
+    """Muon over five matrices of two shapes (one batched Newton-Schulz per shape) == torch.optim.Muon run on each
+    matrix alone, for three steps."""
+    gen = torch.Generator().manual_seed(2)
+    shapes = [(24, 40), (24, 40), (40, 24), (24, 40), (40, 24)]
+    ours = [nn.Parameter(torch.randn(shape, generator=gen)) for shape in shapes]
+    refs = [nn.Parameter(p.detach().clone()) for p in ours]
+    mine = Muon(ours, lr=0.02, weight_decay=0.1)
+    theirs = [torch.optim.Muon([ref], lr=0.02, weight_decay=0.1, adjust_lr_fn="match_rms_adamw") for ref in refs]
+    start = [p.detach().clone() for p in ours]
+    for _ in range(3):
+        for mine_p, ref in zip(ours, refs):
+            grad = torch.randn(mine_p.shape, generator=gen)
+            mine_p.grad, ref.grad = grad.clone(), grad.clone()
+        mine.step()
+        for optimizer in theirs:
+            optimizer.step()
+    for mine_p, ref, first in zip(ours, refs, start):
+        moved = (ref.detach() - first).abs().max()
+        assert moved > 0.02
+        assert (mine_p.detach() - ref.detach()).abs().max() < 0.02 * moved
+
+
 def test_muon_refuses_vectors():
     with pytest.raises(ValueError, match="Muon updates matrices"):
         Muon([nn.Parameter(torch.zeros(3))], lr=0.1)
