@@ -80,8 +80,8 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, decay, mu = group["lr"], group["weight_decay"], group["momentum"]
             # matrices of one shape are orthogonalised together: one batched Newton-Schulz per shape instead of
-            # one per matrix (the same arithmetic; on a 2-core CPU the per-call overhead of ~50 small matmul
-            # chains was half of Muon's update time, benchmarks/bench_optimizer.py)
+            # one per matrix, the same arithmetic (on the 2-core Zen 1 the update went from 71.6 to 47.4 ms:
+            # benchmarks/NOTES.md, row 17)
             by_shape: dict[tuple, list[tuple[nn.Parameter, Tensor]]] = {}
             for param in group["params"]:
                 if param.grad is None:
@@ -99,9 +99,10 @@ class Muon(torch.optim.Optimizer):
                 directions = torch.stack([direction for _, direction in pairs])  # (k, ..., m, n)
                 updates = newton_schulz(directions, group["ns_steps"]).to(params[0].dtype)
                 scale = MUON_RMS_MATCH * max(params[0].shape[-2:]) ** 0.5
-                if decay:
-                    torch._foreach_mul_(params, 1 - lr * decay)
-                torch._foreach_add_(params, list(updates.unbind(0)), alpha=-lr * scale)
+                for param, update in zip(params, updates):
+                    if decay:
+                        param.mul_(1 - lr * decay)
+                    param.add_(update, alpha=-lr * scale)
         return loss
 
 
