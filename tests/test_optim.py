@@ -25,29 +25,12 @@ def test_newton_schulz_keeps_the_singular_vectors_and_flattens_the_spectrum(shap
     assert out.shape == grad.shape
 
 
-def test_muon_step_matches_torch_muon_with_the_adamw_rms_rule():
-    """Three steps (Nesterov momentum, decoupled decay, 0.2 sqrt(max(m, n)) scale) == torch.optim.Muon."""
-    gen = torch.Generator().manual_seed(1)
-    ours = nn.Parameter(torch.randn(24, 40, generator=gen))
-    ref = nn.Parameter(ours.detach().clone())
-    mine = Muon([ours], lr=0.02, weight_decay=0.1)
-    theirs = torch.optim.Muon([ref], lr=0.02, weight_decay=0.1, adjust_lr_fn="match_rms_adamw")
-    start = ours.detach().clone()
-    for _ in range(3):
-        grad = torch.randn(24, 40, generator=gen)
-        ours.grad, ref.grad = grad.clone(), grad.clone()
-        mine.step()
-        theirs.step()
-    moved = (ref.detach() - start).abs().max()
-    assert moved > 0.02
-    assert (ours.detach() - ref.detach()).abs().max() < 0.02 * moved  # NS precision differs slightly
-
-
-def test_muon_batches_same_shaped_matrices_exactly_like_one_at_a_time():
-    """Muon over five matrices of two shapes (one batched Newton-Schulz per shape) == torch.optim.Muon run on each
-    matrix alone, for three steps."""
+def test_muon_steps_match_torch_muon_run_on_each_matrix_alone():
+    """Three steps (Nesterov momentum, decoupled decay, the 0.2 sqrt(max(m, n)) AdamW-RMS scale) over six matrices of
+    three shapes, orthogonalised in one batched Newton-Schulz per shape (one shape holds a single matrix) ==
+    torch.optim.Muon run on each matrix alone; NS precision differs slightly."""
     gen = torch.Generator().manual_seed(2)
-    shapes = [(24, 40), (24, 40), (40, 24), (24, 40), (40, 24)]
+    shapes = [(24, 40), (24, 40), (40, 24), (24, 40), (40, 24), (16, 24)]
     ours = [nn.Parameter(torch.randn(shape, generator=gen)) for shape in shapes]
     refs = [nn.Parameter(p.detach().clone()) for p in ours]
     mine = Muon(ours, lr=0.02, weight_decay=0.1)
